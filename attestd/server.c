@@ -1,0 +1,783 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * attestd's server: libuv TCP, TLS 1.3 through OpenSSL memory BIOs, one
+ * request at a time per connection, TPM work on the threadpool (tpmq).
+ *
+ * Connection lifetime: a conn_t owns its tcp and timer handles and may have
+ * one TPM job in flight. It is freed when both handles are closed and no job
+ * is pending (refs == 0). Reading stops while a request is being answered,
+ * and resumes only after the answer was handed to the kernel, so a client
+ * that pipelines without reading cannot grow our buffers.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#define LOGMODULE server
+#include "error.h"
+#include "frame.h"
+#include "log.h"
+#include "pcr.h"
+#include "server.h"
+#include "tls.h"
+#include "tpmq.h"
+#include "util.h"
+
+#define READ_CHUNK (16 * 1024)
+
+typedef struct server server_t;
+
+typedef struct conn {
+        uv_tcp_t tcp; /* first member: the handle's address is the conn's */
+        uv_timer_t timer;
+        uv_shutdown_t shutdown_req;
+        server_t *srv;
+        SSL *ssl; /* NULL in plaintext mode */
+        BIO *in;  /* ciphertext from the network (TLS) or plaintext (no TLS) */
+        BIO *out; /* ciphertext to the network (TLS only) */
+        cscp_frame_reader_t reader;
+        tpmq_job_t job;
+        char peer[64];
+        unsigned refs;
+        bool handshake_done;
+        bool busy; /* a request is being answered */
+        bool closing;
+        bool close_after_write;
+        bool draining; /* lingering close: our side is shut, input is discarded */
+        struct conn *prev, *next;
+} conn_t;
+
+struct server {
+        const attestd_config_t *cfg;
+        uv_loop_t *loop;
+        uv_tcp_t listener;
+        uv_signal_t sigint, sigterm;
+        SSL_CTX *ssl_ctx;
+        cscp_tpm_t *tpm;
+        tpmq_t tpmq;
+        const uint8_t *ak_public;
+        size_t ak_public_len;
+        conn_t *conns;
+        unsigned n_conns;
+        bool stopping;
+};
+
+typedef struct write_req {
+        uv_write_t req;
+        conn_t *conn;
+        uv_buf_t buf;
+} write_req_t;
+
+void attestd_config_defaults(attestd_config_t *c)
+{
+        memset(c, 0, sizeof(*c));
+        c->listen = "127.0.0.1:7420";
+        c->state_dir = "/var/lib/cscp/attestd";
+        c->ak_alg = CSCP_KEY_ECC_P256;
+        c->max_frame = 64 * 1024;
+        c->max_connections = 256;
+        c->idle_timeout_ms = 60 * 1000;
+        c->read_timeout_ms = 10 * 1000;
+}
+
+static void conn_close(conn_t *c, const char *why);
+static void conn_pump(conn_t *c);
+static void resume_reading(conn_t *c);
+
+static void conn_unref(conn_t *c)
+{
+        if (--c->refs > 0)
+                return;
+        server_t *s = c->srv;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        s->n_conns--;
+        cscp_frame_reader_reset(&c->reader);
+        SSL_free(c->ssl); /* frees both BIOs */
+        if (!c->ssl) {
+                BIO_free(c->in);
+                BIO_free(c->out);
+        }
+        log_debug("%s: connection freed", c->peer);
+        free(c);
+}
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+        conn_unref(h->data);
+}
+
+static void conn_close(conn_t *c, const char *why)
+{
+        if (c->closing)
+                return;
+        c->closing = true;
+        log_debug("%s: closing: %s", c->peer, why);
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_close((uv_handle_t *)&c->timer, handle_closed_cb);
+        uv_close((uv_handle_t *)&c->tcp, handle_closed_cb);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+        conn_t *c = t->data;
+
+        if (c->draining) {
+                conn_close(c, "lingering close done");
+                return;
+        }
+        log_info("%s: %s timeout, disconnecting", c->peer,
+                 cscp_frame_reader_pending(&c->reader) || !c->handshake_done ? "read" : "idle");
+        conn_close(c, "timeout");
+}
+
+/* Idle while waiting for a new request, read timeout while one is half received. */
+static void conn_arm_timer(conn_t *c)
+{
+        const attestd_config_t *cfg = c->srv->cfg;
+        unsigned ms;
+
+        if (c->closing || c->draining)
+                return;
+        if (c->busy) {
+                uv_timer_stop(&c->timer);
+                return;
+        }
+        ms = (!c->handshake_done || cscp_frame_reader_pending(&c->reader)) ? cfg->read_timeout_ms
+                                                                           : cfg->idle_timeout_ms;
+        uv_timer_start(&c->timer, timer_cb, ms, 0);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+        conn_t *c = req->data;
+
+        if (status < 0)
+                conn_close(c, "shutdown failed");
+        conn_unref(c);
+}
+
+/*
+ * Closing right after a fatal error would make the kernel answer the
+ * client's unread bytes with a reset, which can destroy the error frame in
+ * flight. So: shut down our direction, discard input until the client closes
+ * or the read timeout passes, then close.
+ */
+static void conn_linger(conn_t *c)
+{
+        const attestd_config_t *cfg = c->srv->cfg;
+
+        if (c->closing || c->draining)
+                return;
+        c->draining = true;
+        c->shutdown_req.data = c;
+        if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
+                conn_close(c, "cannot shut down");
+                return;
+        }
+        c->refs++;
+        uv_timer_start(&c->timer, timer_cb, cfg->read_timeout_ms, 0);
+        resume_reading(c);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+        write_req_t *w = (write_req_t *)req;
+        conn_t *c = w->conn;
+
+        free(w->buf.base);
+        free(w);
+        if (status < 0) {
+                if (!c->closing)
+                        log_debug("%s: write failed: %s", c->peer, uv_strerror(status));
+                conn_close(c, "write failed");
+        } else if (c->close_after_write) {
+                conn_linger(c);
+        } else if (!c->closing && c->busy) {
+                /* The answer is with the kernel: take the next request. */
+                c->busy = false;
+                conn_pump(c);
+        }
+        conn_unref(c);
+}
+
+/* Queues bytes for the network; takes ownership of data. */
+static int conn_write_raw(conn_t *c, uint8_t *data, size_t len)
+{
+        write_req_t *w;
+        int r;
+
+        if (c->closing) {
+                free(data);
+                return -ECANCELED;
+        }
+        w = calloc(1, sizeof(*w));
+        if (!w) {
+                free(data);
+                return -ENOMEM;
+        }
+        w->conn = c;
+        w->buf = uv_buf_init((char *)data, (unsigned)len);
+        r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, write_cb);
+        if (r < 0) {
+                free(data);
+                free(w);
+                return r;
+        }
+        c->refs++;
+        return 0;
+}
+
+/* Moves pending TLS output (handshake records, alerts, application data) to the network. */
+static int conn_flush_tls(conn_t *c)
+{
+        size_t pending;
+
+        if (!c->ssl)
+                return 0;
+        while ((pending = BIO_ctrl_pending(c->out)) > 0) {
+                uint8_t *buf = malloc(pending);
+                int n;
+                if (!buf)
+                        return -ENOMEM;
+                n = BIO_read(c->out, buf, (int)pending);
+                if (n <= 0) {
+                        free(buf);
+                        return CSCP_E_TLS;
+                }
+                int r = conn_write_raw(c, buf, (size_t)n);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Sends one frame (already packed, with its length prefix); takes ownership. */
+static int conn_send(conn_t *c, uint8_t *frame, size_t len)
+{
+        int r;
+
+        if (!c->ssl)
+                return conn_write_raw(c, frame, len);
+        r = SSL_write(c->ssl, frame, (int)len);
+        OPENSSL_cleanse(frame, len);
+        free(frame);
+        if (r <= 0) {
+                ERR_clear_error();
+                return CSCP_E_TLS;
+        }
+        return conn_flush_tls(c);
+}
+
+static void conn_send_error(conn_t *c, Cscp__ErrorCode code, bool fatal, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static void conn_send_error(conn_t *c, Cscp__ErrorCode code, bool fatal, const char *fmt, ...)
+{
+        char msg[256];
+        uint8_t *buf;
+        size_t len;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_info("%s: refusing request: %s", c->peer, msg);
+        c->busy = true; /* read nothing more until the error is out */
+        c->close_after_write = fatal;
+        if (cscp_frame_pack_error(code, msg, 0, &buf, &len) < 0 || conn_send(c, buf, len) < 0)
+                conn_close(c, "cannot send error");
+}
+
+static void quote_done(tpmq_job_t *job)
+{
+        conn_t *c = job->data;
+        Cscp__Frame f = CSCP__FRAME__INIT;
+        Cscp__Evidence ev = CSCP__EVIDENCE__INIT;
+        Cscp__Quote q = CSCP__QUOTE__INIT;
+        Cscp__PcrValue *vals = NULL, **pvals = NULL;
+        uint8_t *buf = NULL;
+        size_t len;
+        int r;
+
+        if (c->closing)
+                goto out;
+        if (job->r < 0) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_TPM, false, "host TPM quote failed: %s",
+                                cscp_strerror(job->r));
+                goto out;
+        }
+        vals = calloc(job->quote.n_pcrs ? job->quote.n_pcrs : 1, sizeof(*vals));
+        pvals = calloc(job->quote.n_pcrs ? job->quote.n_pcrs : 1, sizeof(*pvals));
+        if (!vals || !pvals) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_INTERNAL, false, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < job->quote.n_pcrs; i++) {
+                cscp__pcr_value__init(&vals[i]);
+                vals[i].hash_alg = job->quote.pcrs[i].hash_alg;
+                vals[i].index = job->quote.pcrs[i].index;
+                vals[i].value.data = job->quote.pcrs[i].value;
+                vals[i].value.len = job->quote.pcrs[i].size;
+                pvals[i] = &vals[i];
+        }
+        q.attest = (ProtobufCBinaryData){.data = job->quote.attest, .len = job->quote.attest_len};
+        q.signature = (ProtobufCBinaryData){.data = job->quote.sig, .len = job->quote.sig_len};
+        q.ak_public = (ProtobufCBinaryData){.data = (uint8_t *)c->srv->ak_public, .len = c->srv->ak_public_len};
+        q.pcrs = pvals;
+        q.n_pcrs = job->quote.n_pcrs;
+        ev.version = CSCP_PROTOCOL_VERSION;
+        ev.nonce = (ProtobufCBinaryData){.data = job->nonce, .len = job->nonce_len};
+        ev.host_quote = &q;
+        f.body_case = CSCP__FRAME__BODY_EVIDENCE;
+        f.evidence = &ev;
+        r = cscp_frame_pack(&f, CSCP_FRAME_MAX_DEFAULT, &buf, &len);
+        if (r < 0) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_INTERNAL, false, "cannot encode evidence: %s",
+                                cscp_strerror(r));
+                goto out;
+        }
+        if (conn_send(c, buf, len) < 0)
+                conn_close(c, "cannot send evidence");
+        log_debug("%s: evidence sent (%zu bytes)", c->peer, len);
+out:
+        free(vals);
+        free(pvals);
+        cscp_tpm_quote_clear(&job->quote);
+        conn_unref(c);
+}
+
+static void handle_challenge(conn_t *c, const Cscp__Challenge *ch)
+{
+        tpmq_job_t *job = &c->job;
+        int r;
+
+        if (cscp_nonce_check_len(ch->nonce.len) < 0) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false,
+                                "nonce of %zu bytes refused: it must be %d..%d bytes (never shortened or hashed)",
+                                ch->nonce.len, CSCP_NONCE_MIN, CSCP_NONCE_MAX);
+                return;
+        }
+        if (ch->container_id && ch->container_id[0]) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_UNSUPPORTED, false,
+                                "container challenges need vtpmd, which this attestd does not have yet");
+                return;
+        }
+        if (ch->n_host_pcrs == 0) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false, "no host PCRs selected");
+                return;
+        }
+        memset(&job->sel, 0, sizeof(job->sel));
+        r = cscp_pcrsel_from_wire(ch->host_pcrs, ch->n_host_pcrs, &job->sel);
+        if (r < 0) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false,
+                                "invalid host PCR selection (known banks sha1/256/384/512, PCRs 0-23, no duplicates)");
+                return;
+        }
+        memcpy(job->nonce, ch->nonce.data, ch->nonce.len);
+        job->nonce_len = ch->nonce.len;
+        job->done = quote_done;
+        job->data = c;
+        c->busy = true;
+        c->refs++;
+        tpmq_submit(&c->srv->tpmq, job);
+}
+
+static void handle_frame(conn_t *c, uint8_t *payload, size_t len)
+{
+        Cscp__Frame *f = NULL;
+        int r = cscp_frame_unpack(payload, len, &f);
+
+        free(payload);
+        if (r == CSCP_E_VERSION) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_VERSION, true, "unsupported protocol version (this is %d)",
+                                CSCP_PROTOCOL_VERSION);
+                return;
+        }
+        if (r < 0) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, true, "malformed frame: %s", cscp_strerror(r));
+                return;
+        }
+        if (f->body_case == CSCP__FRAME__BODY_CHALLENGE)
+                handle_challenge(c, f->challenge);
+        else
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false, "attestd only answers Challenge messages");
+        cscp__frame__free_unpacked(f, NULL);
+}
+
+/* Reads decrypted bytes, never past the end of the frame being received. */
+static int conn_read_plain(conn_t *c, uint8_t *buf, size_t want)
+{
+        int n;
+
+        if (!c->ssl) {
+                n = BIO_read(c->in, buf, (int)want);
+                return n > 0 ? n : 0;
+        }
+        n = SSL_read(c->ssl, buf, (int)want);
+        if (n > 0)
+                return n;
+        switch (SSL_get_error(c->ssl, n)) {
+        case SSL_ERROR_WANT_READ:
+                (void)conn_flush_tls(c); /* e.g. a KeyUpdate answer */
+                return 0;
+        case SSL_ERROR_ZERO_RETURN:
+                return CSCP_E_CLOSED;
+        default:
+                ERR_clear_error();
+                return CSCP_E_TLS;
+        }
+}
+
+/* Drives the connection as far as buffered input allows. */
+static void conn_pump(conn_t *c)
+{
+        uint8_t buf[READ_CHUNK];
+
+        if (c->ssl && !c->handshake_done && !c->closing) {
+                int r = SSL_do_handshake(c->ssl);
+                if (r == 1) {
+                        c->handshake_done = true;
+                        log_debug("%s: TLS handshake done (%s)", c->peer, SSL_get_cipher_name(c->ssl));
+                } else {
+                        int e = SSL_get_error(c->ssl, r);
+                        if (e != SSL_ERROR_WANT_READ) {
+                                char why[256] = "";
+                                long vr = SSL_get_verify_result(c->ssl);
+                                cscp_tls_errors(why, sizeof(why));
+                                log_info("%s: TLS handshake refused: %s%s%s", c->peer, why,
+                                         vr != X509_V_OK ? "; client certificate: " : "",
+                                         vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+                                c->busy = true;
+                                c->close_after_write = true;
+                                if (BIO_ctrl_pending(c->out) == 0 || conn_flush_tls(c) < 0)
+                                        conn_close(c, "handshake failed");
+                                return;
+                        }
+                }
+                if (conn_flush_tls(c) < 0) {
+                        conn_close(c, "cannot send handshake");
+                        return;
+                }
+                if (!c->handshake_done) {
+                        conn_arm_timer(c);
+                        return;
+                }
+        }
+        while (!c->busy && !c->closing) {
+                cscp_frame_reader_t *rd = &c->reader;
+                size_t want = rd->hdr_got < CSCP_FRAME_HEADER ? CSCP_FRAME_HEADER - rd->hdr_got : rd->len - rd->got;
+                uint8_t *frame;
+                size_t used, flen;
+                int n, r;
+
+                if (want > sizeof(buf))
+                        want = sizeof(buf);
+                n = conn_read_plain(c, buf, want);
+                if (n < 0) {
+                        conn_close(c, n == CSCP_E_CLOSED ? "peer closed TLS" : "TLS error");
+                        return;
+                }
+                if (n == 0)
+                        break;
+                r = cscp_frame_reader_feed(rd, buf, (size_t)n, &used, &frame, &flen);
+                if (r == CSCP_E_TOO_BIG) {
+                        conn_send_error(c, CSCP__ERROR_CODE__ERR_TOO_LARGE, true, "frame over the limit of %zu bytes",
+                                        rd->max);
+                        return;
+                }
+                if (r < 0) {
+                        conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, true, "malformed frame: %s",
+                                        cscp_strerror(r));
+                        return;
+                }
+                if (frame)
+                        handle_frame(c, frame, flen);
+        }
+        resume_reading(c);
+        conn_arm_timer(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+        static char slab[READ_CHUNK]; /* the loop thread is the only reader */
+        buf->base = slab;
+        buf->len = sizeof(slab);
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+        conn_t *c = stream->data;
+
+        if (nread == 0)
+                return;
+        if (nread < 0) {
+                conn_close(c, nread == UV_EOF ? "peer closed" : uv_strerror((int)nread));
+                return;
+        }
+        if (c->draining)
+                return; /* discarded: see conn_linger */
+        if (BIO_write(c->in, buf->base, (int)nread) != nread) {
+                conn_close(c, "out of memory buffering input");
+                return;
+        }
+        /* While a request is answered, the socket is not read: nothing accumulates here. */
+        if (c->busy) {
+                uv_read_stop(stream);
+                return;
+        }
+        conn_pump(c);
+        if (c->busy && !c->closing)
+                uv_read_stop(stream);
+}
+
+static void resume_reading(conn_t *c)
+{
+        if (!c->closing && (!c->busy || c->draining))
+                (void)uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+        server_t *s = listener->data;
+        struct sockaddr_storage ss;
+        int sslen = sizeof(ss);
+        conn_t *c;
+
+        if (status < 0) {
+                log_warn("accept: %s", uv_strerror(status));
+                return;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                log_error("out of memory accepting a connection");
+                return;
+        }
+        c->srv = s;
+        uv_tcp_init(s->loop, &c->tcp);
+        uv_timer_init(s->loop, &c->timer);
+        c->tcp.data = c->timer.data = c;
+        c->refs = 2;
+        c->next = s->conns;
+        if (s->conns)
+                s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+        cscp_frame_reader_init(&c->reader, s->cfg->max_frame);
+        strcpy(c->peer, "?");
+        if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
+                conn_close(c, "accept failed");
+                return;
+        }
+        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+                char ip[INET6_ADDRSTRLEN] = "?";
+                int port = 0;
+                if (ss.ss_family == AF_INET) {
+                        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+                        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+                } else if (ss.ss_family == AF_INET6) {
+                        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+                        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+                }
+                snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+        }
+        if (s->n_conns > s->cfg->max_connections) {
+                log_warn("%s: refused: %u connections is the limit", c->peer, s->cfg->max_connections);
+                conn_close(c, "connection limit");
+                return;
+        }
+        uv_tcp_nodelay(&c->tcp, 1);
+        c->in = BIO_new(BIO_s_mem());
+        if (!c->in) {
+                conn_close(c, "out of memory");
+                return;
+        }
+        BIO_set_mem_eof_return(c->in, -1);
+        if (s->ssl_ctx) {
+                c->out = BIO_new(BIO_s_mem());
+                c->ssl = SSL_new(s->ssl_ctx);
+                if (!c->out || !c->ssl) {
+                        SSL_free(c->ssl);
+                        c->ssl = NULL;
+                        conn_close(c, "out of memory");
+                        return;
+                }
+                SSL_set_bio(c->ssl, c->in, c->out);
+                SSL_set_accept_state(c->ssl);
+        } else
+                c->handshake_done = true;
+        log_debug("%s: connected (%u open)", c->peer, s->n_conns);
+        resume_reading(c);
+        conn_arm_timer(c);
+}
+
+static void signal_cb(uv_signal_t *sig, int signum)
+{
+        server_t *s = sig->data;
+
+        if (s->stopping)
+                return;
+        s->stopping = true;
+        log_info("signal %d: shutting down", signum);
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_close((uv_handle_t *)&s->sigint, NULL);
+        uv_close((uv_handle_t *)&s->sigterm, NULL);
+        for (conn_t *c = s->conns; c; c = c->next)
+                conn_close(c, "shutdown");
+}
+
+static int parse_listen(const char *spec, struct sockaddr_storage *ret)
+{
+        char host[INET6_ADDRSTRLEN + 2];
+        const char *colon;
+        char *end;
+        unsigned long port;
+
+        if (spec[0] == '[') {
+                const char *rb = strchr(spec, ']');
+                if (!rb || rb[1] != ':' || (size_t)(rb - spec - 1) >= sizeof(host))
+                        return -EINVAL;
+                memcpy(host, spec + 1, (size_t)(rb - spec - 1));
+                host[rb - spec - 1] = '\0';
+                colon = rb + 1;
+        } else {
+                colon = strrchr(spec, ':');
+                if (!colon || (size_t)(colon - spec) >= sizeof(host))
+                        return -EINVAL;
+                memcpy(host, spec, (size_t)(colon - spec));
+                host[colon - spec] = '\0';
+        }
+        errno = 0;
+        port = strtoul(colon + 1, &end, 10);
+        if (errno || *end || end == colon + 1 || port > 65535)
+                return -EINVAL;
+        if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ret) == 0)
+                return 0;
+        if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ret) == 0)
+                return 0;
+        return -EINVAL;
+}
+
+static int write_ready_file(server_t *s)
+{
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        char ip[INET6_ADDRSTRLEN], line[INET6_ADDRSTRLEN + 16];
+        int port;
+
+        if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) < 0)
+                return -EIO;
+        if (ss.ss_family == AF_INET6) {
+                uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+                port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+                snprintf(line, sizeof(line), "[%s]:%d\n", ip, port);
+        } else {
+                uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+                port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+                snprintf(line, sizeof(line), "%s:%d\n", ip, port);
+        }
+        log_info("listening on %.*s (%s)", (int)strlen(line) - 1, line,
+                 s->ssl_ctx ? (s->cfg->client_ca ? "TLS 1.3, client certificates required" : "TLS 1.3") : "PLAINTEXT");
+        if (!s->cfg->ready_file)
+                return 0;
+        return cscp_file_write_atomic(s->cfg->ready_file, line, strlen(line), 0644);
+}
+
+int attestd_run(const attestd_config_t *cfg)
+{
+        server_t s = {.cfg = cfg};
+        struct sockaddr_storage addr;
+        uv_loop_t loop;
+        char err[512] = "";
+        bool created = false;
+        int r;
+
+        if (parse_listen(cfg->listen, &addr) < 0) {
+                log_error("--listen: '%s' is not ADDR:PORT", cfg->listen);
+                return -EINVAL;
+        }
+        if (!cfg->insecure_plaintext) {
+                if (!cfg->client_ca && !cfg->no_client_auth) {
+                        log_error("mutual TLS is the default: give --client-ca FILE (or --no-client-auth)");
+                        return -EINVAL;
+                }
+                r = cscp_tls_server_ctx(cfg->cert, cfg->key, cfg->no_client_auth ? NULL : cfg->client_ca, &s.ssl_ctx,
+                                        err, sizeof(err));
+                if (r < 0) {
+                        log_error("TLS: %s", err);
+                        return r;
+                }
+        } else
+                log_warn("--insecure-plaintext: challenges and evidence travel unauthenticated");
+
+        if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
+                r = -errno;
+                log_error("cannot create state directory %s: %s", cfg->state_dir, strerror(errno));
+                goto out_ctx;
+        }
+        r = cscp_tpm_open(cfg->tcti, &s.tpm);
+        if (r < 0) {
+                log_error("cannot open the host TPM (tcti %s): %s", cfg->tcti ? cfg->tcti : "default",
+                          cscp_strerror(r));
+                goto out_ctx;
+        }
+        r = cscp_tpm_ak_load_or_create(s.tpm, cfg->state_dir, cfg->ak_alg, &created);
+        if (r < 0) {
+                log_error("cannot %s the host AK in %s: %s", "load or create", cfg->state_dir, cscp_strerror(r));
+                goto out_tpm;
+        }
+        r = cscp_tpm_ak_public(s.tpm, &s.ak_public, &s.ak_public_len);
+        if (r < 0)
+                goto out_tpm;
+        log_info("host AK %s (%s) in %s", created ? "created" : "loaded",
+                 cfg->ak_alg == CSCP_KEY_RSA_2048 ? "RSA-2048" : "ECC P-256", cfg->state_dir);
+
+        r = uv_loop_init(&loop);
+        if (r < 0)
+                goto out_tpm;
+        s.loop = &loop;
+        tpmq_init(&s.tpmq, &loop, s.tpm);
+        uv_tcp_init(&loop, &s.listener);
+        s.listener.data = &s;
+        r = uv_tcp_bind(&s.listener, (struct sockaddr *)&addr, 0);
+        if (r == 0)
+                r = uv_listen((uv_stream_t *)&s.listener, 128, on_connection);
+        if (r < 0) {
+                log_error("cannot listen on %s: %s", cfg->listen, uv_strerror(r));
+                uv_close((uv_handle_t *)&s.listener, NULL);
+                uv_run(&loop, UV_RUN_DEFAULT);
+                goto out_loop;
+        }
+        uv_signal_init(&loop, &s.sigint);
+        uv_signal_init(&loop, &s.sigterm);
+        s.sigint.data = s.sigterm.data = &s;
+        uv_signal_start(&s.sigint, signal_cb, SIGINT);
+        uv_signal_start(&s.sigterm, signal_cb, SIGTERM);
+        r = write_ready_file(&s);
+        if (r < 0) {
+                log_error("cannot write %s: %s", cfg->ready_file, cscp_strerror(r));
+                signal_cb(&s.sigterm, SIGTERM);
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        log_info("stopped");
+out_loop:
+        (void)uv_loop_close(&loop);
+out_tpm:
+        cscp_tpm_free(s.tpm);
+out_ctx:
+        SSL_CTX_free(s.ssl_ctx);
+        return r;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tpm.h"
+
+typedef struct attestd_config {
+        const char *listen;      /* "ADDR:PORT"; port 0 picks a free one */
+        const char *cert, *key;  /* server certificate and key (PEM) */
+        const char *client_ca;   /* mutual TLS: clients must chain to this */
+        bool no_client_auth;     /* TLS without client certificates */
+        bool insecure_plaintext; /* no TLS at all */
+        const char *tcti;        /* NULL: tctildr default */
+        const char *state_dir;
+        cscp_key_alg_t ak_alg;
+        size_t max_frame; /* largest request accepted */
+        unsigned max_connections;
+        unsigned idle_timeout_ms; /* no request started */
+        unsigned read_timeout_ms; /* TLS handshake or a started frame must complete */
+        const char *ready_file;   /* written with "ADDR:PORT\n" once listening */
+} attestd_config_t;
+
+void attestd_config_defaults(attestd_config_t *c);
+/* Opens the TPM, loads or creates the AK, listens, serves until SIGINT/SIGTERM. */
+int attestd_run(const attestd_config_t *c);

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The TPM side: a TPM reached through any TCTI (device:/dev/tpmrm0,
+ * swtpm:path=..., tctildr's default), an attestation key made under the
+ * standard EK template and kept in a state directory, and quotes.
+ * TSS2_RC stays inside this module: failures become CSCP_E_TPM and the
+ * decoded text is logged at debug.
+ *
+ * A cscp_tpm_t is not thread-safe: one thread at a time (attestd runs it on
+ * the libuv threadpool, one job at a time).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tss2/tss2_tpm2_types.h>
+
+#include "pcr.h"
+
+typedef struct cscp_tpm cscp_tpm_t;
+
+typedef enum {
+        CSCP_KEY_ECC_P256 = 0, /* EK template L-2, AK ECDSA P-256 / SHA-256 */
+        CSCP_KEY_RSA_2048 = 1, /* EK template L-1, AK RSASSA 2048 / SHA-256 */
+} cscp_key_alg_t;
+
+/* tcti: a tctildr configuration string ("swtpm:path=/x/tpm.sock"); NULL = tctildr default. */
+int cscp_tpm_open(const char *tcti, cscp_tpm_t **ret);
+void cscp_tpm_free(cscp_tpm_t *t);
+
+/*
+ * Loads the AK kept in state_dir/ak-<alg>.blob, or, when there is none,
+ * creates one (EK primary from the template, AK as its child under a
+ * PolicySecret(endorsement) session) and stores it atomically. The AK stays
+ * loaded; the EK is flushed. A blob that does not load on this TPM is
+ * CSCP_E_STATE (never silently replaced). ret_created may be NULL.
+ */
+int cscp_tpm_ak_load_or_create(cscp_tpm_t *t, const char *state_dir, cscp_key_alg_t alg, bool *ret_created);
+/* Marshalled TPMT_PUBLIC of the loaded AK (owned by t; valid until free). */
+int cscp_tpm_ak_public(cscp_tpm_t *t, const uint8_t **ret, size_t *ret_len);
+
+typedef struct cscp_tpm_quote {
+        uint8_t *attest; /* TPMS_ATTEST bytes */
+        size_t attest_len;
+        uint8_t *sig; /* TPMT_SIGNATURE marshalled */
+        size_t sig_len;
+        cscp_pcr_value_t *pcrs; /* values of the PCRs in the quote's selection, that order */
+        size_t n_pcrs;
+} cscp_tpm_quote_t;
+
+/*
+ * TPM2_Quote(AK, qualifyingData = nonce, sel) plus the PCR values. The
+ * values are read after the quote and checked against its pcrDigest; if a PCR
+ * moved in between, it quotes again (a few times, then CSCP_E_TPM).
+ * The nonce is used as given: 1..64 bytes, never hashed or shortened.
+ */
+int cscp_tpm_quote(cscp_tpm_t *t, const uint8_t *nonce, size_t nonce_len, const TPML_PCR_SELECTION *sel,
+                   cscp_tpm_quote_t *ret);
+void cscp_tpm_quote_clear(cscp_tpm_quote_t *q);
+
+/* TPM2_PCR_Read of a whole selection (loops over the TPM's 8-digest answers). */
+int cscp_tpm_pcr_read(cscp_tpm_t *t, const TPML_PCR_SELECTION *sel, cscp_pcr_value_t **ret, size_t *ret_n);
+/* TPM2_PCR_Extend of one bank's PCR with a digest (tests, and vtpmd later). */
+int cscp_tpm_pcr_extend(cscp_tpm_t *t, unsigned pcr, uint16_t hash_alg, const uint8_t *digest, size_t len);

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * Test harness: temporary directories, real child processes (swtpm, attestd,
+ * cscp), waiting for them, and cleaning up even when a test fails.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Paths given by meson (CSCP_BUILD_DIR, CSCP_SOURCE_DIR). */
+const char *harness_build_dir(void);
+const char *harness_source_dir(void);
+/* ../shared/fixtures when it exists, else NULL (tests then skip with the reason). */
+const char *harness_fixtures_dir(void);
+
+/* mkdtemp("/tmp/cscp-test-XXXXXX"); removed recursively at process exit. Aborts on failure. */
+char *harness_tmpdir(void);
+/* path join (aborts on OOM); the string lives until the test process exits. */
+char *harness_path(const char *dir, const char *name);
+/* Keeps malloc'd p until the test process exits (then frees it); returns p. */
+void *harness_keep(void *p);
+
+/* A running child process; its stdout+stderr go to log (a file). */
+typedef struct harness_proc {
+        pid_t pid;
+        char *log;
+} harness_proc_t;
+
+/* fork + exec argv[0] (PATH lookup), stdin /dev/null, output appended to logfile. */
+int harness_spawn(char *const argv[], const char *logfile, harness_proc_t *ret);
+/* Sends sig, waits up to timeout_ms, then SIGKILL; returns the wait status. */
+int harness_stop(harness_proc_t *p, int sig, int timeout_ms);
+/* Waits for exit up to timeout_ms: 0 and *ret_status, or -ETIMEDOUT. */
+int harness_wait(harness_proc_t *p, int timeout_ms, int *ret_status);
+bool harness_alive(const harness_proc_t *p);
+/* Runs argv to completion (timeout_ms), capturing stdout and stderr (malloc'd, NUL-terminated). */
+int harness_run(char *const argv[], int timeout_ms, int *ret_exit, char **ret_out, char **ret_err);
+/* Prints a child's log to stderr (for failing tests). */
+void harness_dump_log(const harness_proc_t *p);
+
+/* Waits until path exists (poll every 10 ms). */
+int harness_wait_path(const char *path, int timeout_ms);
+
+/* A real swtpm (socket, --tpm2, startup-clear) with state in dir. */
+typedef struct harness_swtpm {
+        harness_proc_t proc;
+        char *dir;
+        char *sock; /* data socket; control is sock + ".ctrl" */
+        char *tcti; /* "swtpm:path=<sock>" */
+} harness_swtpm_t;
+
+int harness_swtpm_start(const char *dir, harness_swtpm_t *ret);
+void harness_swtpm_stop(harness_swtpm_t *s);
+
+/* A PKI from certs/mkcerts in dir: ca.pem, server.pem/-key.pem, client.pem/-key.pem. */
+int harness_mkcerts(const char *dir);
+
+/* attestd from the build dir with a TLS or plaintext listener on 127.0.0.1:0. */
+typedef struct harness_attestd {
+        harness_proc_t proc;
+        char *state_dir;
+        char *addr; /* "127.0.0.1:PORT", read from --ready-file */
+} harness_attestd_t;
+
+/* extra: further arguments (NULL-terminated, may be NULL). certs: dir from harness_mkcerts, NULL = plaintext. */
+int harness_attestd_start(const char *dir, const char *tcti, const char *certs, char *const extra[],
+                          harness_attestd_t *ret);
+void harness_attestd_stop(harness_attestd_t *a);
