@@ -1,0 +1,566 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Event logs: opening, format detection, buffered input and dispatch to the
+ * per-format parsers (tcg.c, ima.c, cel.c).
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "cscp/error.h"
+#include "internal.h"
+
+#define DEFAULT_MAX_RECORD (16u * 1024 * 1024)
+#define DEFAULT_MAX_EVENTS 10000000ull
+#define READ_CHUNK         65536
+
+static const char *const format_names[_CSCP_EVENTLOG_FORMAT_MAX] = {
+        [CSCP_EVENTLOG_AUTO] = "auto",         [CSCP_EVENTLOG_TCG] = "tcg",
+        [CSCP_EVENTLOG_IMA] = "ima",           [CSCP_EVENTLOG_IMA_BINARY] = "ima-binary",
+        [CSCP_EVENTLOG_CEL_TLV] = "cel-tlv",   [CSCP_EVENTLOG_CEL_JSON] = "cel-json",
+};
+
+int cscp_eventlog_format_from_name(const char *name)
+{
+        if (!name)
+                return -1;
+        for (int i = 0; i < _CSCP_EVENTLOG_FORMAT_MAX; i++)
+                if (strcmp(name, format_names[i]) == 0)
+                        return i;
+        return -1;
+}
+
+const char *cscp_eventlog_format_name(cscp_eventlog_format_t f)
+{
+        if ((int)f < 0 || f >= _CSCP_EVENTLOG_FORMAT_MAX)
+                return NULL;
+        return format_names[f];
+}
+
+/* ------------------------------------------------------------------ input */
+
+size_t evlog_in_avail(const evlog_in_t *in)
+{
+        if (in->fd < 0)
+                return in->mem_len - (size_t)in->consumed;
+        return in->fill - in->pos;
+}
+
+/* Reads more into the window until at least n bytes are available or EOF. */
+static int fill_to(evlog_in_t *in, size_t n)
+{
+        if (in->pos > 0 && in->cap - in->fill < READ_CHUNK) {
+                /* Slide the unconsumed part to the front. */
+                memmove(in->buf, in->buf + in->pos, in->fill - in->pos);
+                in->fill -= in->pos;
+                in->base += in->pos;
+                in->pos = 0;
+        }
+        while (in->fill - in->pos < n && !in->eof) {
+                size_t want = n - (in->fill - in->pos);
+
+                if (want < READ_CHUNK)
+                        want = READ_CHUNK;
+                if (in->cap - in->fill < want) {
+                        size_t cap = in->fill + want;
+                        uint8_t *b;
+
+                        if (cap > in->max + READ_CHUNK)
+                                cap = in->max + READ_CHUNK;
+                        if (cap <= in->fill)
+                                return CSCP_E_TOO_BIG;
+                        b = realloc(in->buf, cap);
+                        if (!b)
+                                return -ENOMEM;
+                        in->buf = b;
+                        in->cap = cap;
+                }
+                ssize_t k = read(in->fd, in->buf + in->fill, in->cap - in->fill);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        in->eof = true;
+                in->fill += (size_t)k;
+        }
+        return 0;
+}
+
+int evlog_in_need(evlog_in_t *in, size_t n, const uint8_t **ret)
+{
+        int r;
+
+        if (n > in->max)
+                return CSCP_E_TOO_BIG;
+        if (in->fd < 0) {
+                if (in->mem_len - in->consumed < n)
+                        return -ENODATA;
+                *ret = in->mem + in->consumed;
+                return 0;
+        }
+        if (in->fill - in->pos < n) {
+                r = fill_to(in, n);
+                if (r < 0)
+                        return r;
+                if (in->fill - in->pos < n)
+                        return -ENODATA;
+        }
+        *ret = in->buf + in->pos;
+        return 0;
+}
+
+bool evlog_in_at_end(evlog_in_t *in)
+{
+        if (in->fd < 0)
+                return in->consumed >= in->mem_len;
+        if (in->fill > in->pos)
+                return false;
+        if (fill_to(in, 1) < 0)
+                return false; /* the next read reports the error */
+        return in->fill == in->pos;
+}
+
+void evlog_in_consume(evlog_in_t *in, size_t n)
+{
+        if (in->fd >= 0)
+                in->pos += n;
+        in->consumed += n;
+}
+
+int evlog_in_line(evlog_in_t *in, size_t max, const uint8_t **ret, size_t *ret_len, size_t *ret_newline)
+{
+        size_t have = 0;
+        int r;
+
+        if (max > in->max)
+                max = in->max;
+        for (;;) {
+                const uint8_t *p;
+                size_t avail = evlog_in_avail(in);
+
+                if (avail > have) {
+                        r = evlog_in_need(in, avail, &p);
+                        if (r < 0)
+                                return r;
+                        const uint8_t *nl = memchr(p + have, '\n', avail - have);
+                        if (nl) {
+                                if ((size_t)(nl - p) > max)
+                                        return CSCP_E_TOO_BIG;
+                                *ret = p;
+                                *ret_len = (size_t)(nl - p);
+                                *ret_newline = 1;
+                                return 1;
+                        }
+                        have = avail;
+                }
+                if (have > max)
+                        return CSCP_E_TOO_BIG;
+                if (in->fd < 0 || in->eof) {
+                        if (have == 0)
+                                return 0;
+                        r = evlog_in_need(in, have, &p);
+                        if (r < 0)
+                                return r;
+                        *ret = p;
+                        *ret_len = have;
+                        *ret_newline = 0;
+                        return 1;
+                }
+                r = fill_to(in, have + 1);
+                if (r < 0)
+                        return r;
+        }
+}
+
+int evlog_in_seek(evlog_in_t *in, uint64_t off)
+{
+        if (off < in->consumed)
+                return -EINVAL;
+        if (in->fd < 0) {
+                if (off > in->mem_len)
+                        return -ENODATA;
+                in->consumed = off;
+                return 0;
+        }
+        /* Try lseek (regular files), else read and drop. */
+        uint64_t skip = off - in->consumed;
+        if (skip <= in->fill - in->pos) {
+                evlog_in_consume(in, (size_t)skip);
+                return 0;
+        }
+        skip -= in->fill - in->pos;
+        in->consumed += in->fill - in->pos;
+        in->base += in->fill;
+        in->fill = in->pos = 0;
+        if (lseek(in->fd, (off_t)skip, SEEK_CUR) >= 0) {
+                in->consumed += skip;
+                in->base = in->consumed;
+                return 0;
+        }
+        while (skip > 0) {
+                const uint8_t *p;
+                size_t n = skip > READ_CHUNK ? READ_CHUNK : (size_t)skip;
+                int r = evlog_in_need(in, n, &p);
+                if (r < 0)
+                        return r;
+                evlog_in_consume(in, n);
+                skip -= n;
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+int evlog_fail(cscp_eventlog_t *l, int code, uint64_t offset, const char *fmt, ...)
+{
+        va_list ap;
+        int n;
+
+        n = snprintf(l->err, sizeof(l->err), "event %llu at byte %llu: ", (unsigned long long)l->ev.index,
+                     (unsigned long long)offset);
+        if (n < 0 || (size_t)n >= sizeof(l->err))
+                n = 0;
+        va_start(ap, fmt);
+        vsnprintf(l->err + n, sizeof(l->err) - (size_t)n, fmt, ap);
+        va_end(ap);
+        l->failed = true;
+        return code;
+}
+
+int evlog_hash(uint16_t alg, const void *data, size_t len, uint8_t *out)
+{
+        const char *name = cscp_hash_alg_evp(alg);
+        unsigned outlen = 0;
+        EVP_MD *md;
+        int ok;
+
+        if (!name)
+                return CSCP_E_UNSUPPORTED;
+        md = EVP_MD_fetch(NULL, name, NULL);
+        if (!md)
+                return CSCP_E_CRYPTO;
+        ok = EVP_Digest(data, len, out, &outlen, md, NULL);
+        EVP_MD_free(md);
+        return ok == 1 ? 0 : CSCP_E_CRYPTO;
+}
+
+int evlog_add_digest(cscp_event_t *ev, uint16_t alg, const uint8_t *digest, size_t size)
+{
+        if (size == 0 || size > CSCP_EVENT_MAX_DIGEST || cscp_hash_alg_size(alg) != size)
+                return CSCP_E_UNSUPPORTED;
+        for (size_t i = 0; i < ev->n_digests; i++)
+                if (ev->digests[i].alg == alg)
+                        return CSCP_E_PROTO;
+        if (ev->n_digests >= CSCP_EVENT_MAX_DIGESTS)
+                return CSCP_E_TOO_BIG;
+        ev->digests[ev->n_digests].alg = alg;
+        ev->digests[ev->n_digests].size = (uint16_t)size;
+        memcpy(ev->digests[ev->n_digests].digest, digest, size);
+        ev->n_digests++;
+        return 0;
+}
+
+/* ----------------------------------------------------------- detection */
+
+static bool is_hex(uint8_t c)
+{
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+        return (uint32_t)p[3] | (uint32_t)p[2] << 8 | (uint32_t)p[1] << 16 | (uint32_t)p[0] << 24;
+}
+
+/* Guesses the format from up to the first 64 bytes. */
+static cscp_eventlog_format_t detect(const uint8_t *p, size_t n)
+{
+        size_t i = 0;
+
+        if (n == 0)
+                return CSCP_EVENTLOG_AUTO;
+        /* Text: IMA ascii ("10 <hex> ima-ng ...") or JSON / JSON-SEQ. */
+        while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+                i++;
+        if (i < n && (p[i] == '[' || p[i] == '{' || p[i] == 0x1e))
+                return CSCP_EVENTLOG_CEL_JSON;
+        if (i < n && isdigit(p[i])) {
+                size_t j = i;
+                while (j < n && isdigit(p[j]))
+                        j++;
+                if (j < n && p[j] == ' ') {
+                        size_t k = j + 1, h = 0;
+                        while (k < n && is_hex(p[k]))
+                                k++, h++;
+                        if (h >= 32 || k == n)
+                                return CSCP_EVENTLOG_IMA;
+                }
+        }
+        /* IMA binary: u32 pcr, 20-byte digest, u32 name length (3..255), name "ima..."/"evm...". */
+        if (n >= 31) {
+                uint32_t nl = le32(p + 24), nb = be32(p + 24);
+                bool len_ok = (nl >= 3 && nl <= 255) || (nb >= 3 && nb <= 255);
+                if (len_ok && (memcmp(p + 28, "ima", 3) == 0 || memcmp(p + 28, "evm", 3) == 0))
+                        return CSCP_EVENTLOG_IMA_BINARY;
+        }
+        /* CEL-TLV: a recnum TLV (type 0, big-endian length 1..8) first. */
+        if (n >= 5 && p[0] == 0 && be32(p + 1) >= 1 && be32(p + 1) <= 8)
+                return CSCP_EVENTLOG_CEL_TLV;
+        /* TCG: u32 pcr (little-endian, < 24 in practice) then u32 event type. */
+        if (n >= 8 && le32(p) < 32)
+                return CSCP_EVENTLOG_TCG;
+        return CSCP_EVENTLOG_AUTO;
+}
+
+static const evlog_ops_t *ops_for(cscp_eventlog_format_t f)
+{
+        switch (f) {
+        case CSCP_EVENTLOG_TCG:
+                return &evlog_tcg_ops;
+        case CSCP_EVENTLOG_IMA:
+                return &evlog_ima_ops;
+        case CSCP_EVENTLOG_IMA_BINARY:
+                return &evlog_ima_binary_ops;
+        case CSCP_EVENTLOG_CEL_TLV:
+                return &evlog_cel_tlv_ops;
+        case CSCP_EVENTLOG_CEL_JSON:
+                return &evlog_cel_json_ops;
+        case CSCP_EVENTLOG_AUTO:
+        case _CSCP_EVENTLOG_FORMAT_MAX:
+        default:
+                return NULL;
+        }
+}
+
+/* ---------------------------------------------------------------- API */
+
+static int open_common(cscp_eventlog_t *l, cscp_eventlog_format_t fmt, const cscp_eventlog_opts_t *opts,
+                       const cscp_replay_t *resume, cscp_eventlog_t **ret)
+{
+        int r;
+
+        if (opts)
+                l->opts = *opts;
+        if (l->opts.max_record == 0)
+                l->opts.max_record = DEFAULT_MAX_RECORD;
+        if (l->opts.max_events == 0)
+                l->opts.max_events = DEFAULT_MAX_EVENTS;
+        if (l->opts.ima_banks[0] == 0) {
+                static const uint16_t all[] = {TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384, TPM2_ALG_SHA512, 0};
+                memcpy(l->opts.ima_banks, all, sizeof(all));
+        }
+        l->in.max = l->opts.max_record;
+        if (resume) {
+                if (fmt != CSCP_EVENTLOG_AUTO && fmt != resume->format) {
+                        snprintf(l->err, sizeof(l->err), "checkpoint is for a %s log, not %s",
+                                 cscp_eventlog_format_name(resume->format), cscp_eventlog_format_name(fmt));
+                        r = -EINVAL;
+                        goto fail;
+                }
+                fmt = resume->format;
+        }
+        if (fmt == CSCP_EVENTLOG_AUTO) {
+                const uint8_t *p;
+                size_t n = 64;
+
+                r = evlog_in_need(&l->in, n, &p);
+                if (r == -ENODATA) {
+                        n = evlog_in_avail(&l->in);
+                        r = n ? evlog_in_need(&l->in, n, &p) : 0;
+                }
+                if (r < 0)
+                        goto fail;
+                fmt = n ? detect(p, n) : CSCP_EVENTLOG_AUTO;
+                if (fmt == CSCP_EVENTLOG_AUTO) {
+                        snprintf(l->err, sizeof(l->err), "%s",
+                                 n ? "unrecognised log format (give --format)" : "empty log");
+                        r = CSCP_E_PROTO;
+                        goto fail;
+                }
+        }
+        l->ops = ops_for(fmt);
+        if (!l->ops) {
+                r = -EINVAL;
+                goto fail;
+        }
+        if (resume) {
+                if (l->ops->restore) {
+                        r = l->ops->restore(l, resume->parser_state, resume->parser_state_len);
+                        if (r < 0)
+                                goto fail;
+                } else if (resume->parser_state_len) {
+                        r = -EINVAL;
+                        goto fail;
+                }
+                r = evlog_in_seek(&l->in, resume->next_offset);
+                if (r < 0) {
+                        snprintf(l->err, sizeof(l->err), "cannot resume at byte %llu: %s",
+                                 (unsigned long long)resume->next_offset,
+                                 r == -ENODATA ? "the log is shorter than the checkpoint" : cscp_strerror(r));
+                        goto fail;
+                }
+                l->next_index = resume->next_index;
+                l->started = true; /* headers were read by the first reader */
+        }
+        *ret = l;
+        return 0;
+fail:
+        /* A failed open returns only the code: CSCP_E_PROTO (format not recognised or
+         * empty), -EINVAL (checkpoint of another format or parser), -ENODATA (log
+         * shorter than the checkpoint), or what reading returned. */
+        cscp_eventlog_free(l);
+        return r;
+}
+
+int cscp_eventlog_open_fd(int fd, cscp_eventlog_format_t fmt, const cscp_eventlog_opts_t *opts,
+                          const cscp_replay_t *resume, cscp_eventlog_t **ret)
+{
+        cscp_eventlog_t *l;
+
+        if (fd < 0 || !ret || (int)fmt < 0 || fmt >= _CSCP_EVENTLOG_FORMAT_MAX)
+                return -EINVAL;
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->in.fd = fd;
+        return open_common(l, fmt, opts, resume, ret);
+}
+
+int cscp_eventlog_open_mem(const uint8_t *buf, size_t len, cscp_eventlog_format_t fmt,
+                           const cscp_eventlog_opts_t *opts, const cscp_replay_t *resume, cscp_eventlog_t **ret)
+{
+        cscp_eventlog_t *l;
+
+        if ((!buf && len) || !ret || (int)fmt < 0 || fmt >= _CSCP_EVENTLOG_FORMAT_MAX)
+                return -EINVAL;
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->in.fd = -1;
+        l->in.mem = buf;
+        l->in.mem_len = len;
+        return open_common(l, fmt, opts, resume, ret);
+}
+
+int cscp_eventlog_next(cscp_eventlog_t *l, const cscp_event_t **ret)
+{
+        int r;
+
+        if (!l || !ret)
+                return -EINVAL;
+        if (l->failed)
+                return CSCP_E_PROTO;
+        if (l->ended)
+                return 0;
+        if (!l->started) {
+                l->started = true;
+                if (l->ops->init) {
+                        l->ev = (cscp_event_t){.index = l->next_index, .offset = l->in.consumed};
+                        r = l->ops->init(l);
+                        if (r < 0) {
+                                l->failed = true;
+                                return r;
+                        }
+                }
+        }
+        if (l->next_index >= l->opts.max_events) {
+                if (evlog_in_at_end(&l->in)) {
+                        l->ended = true;
+                        return 0;
+                }
+                return evlog_fail(l, CSCP_E_TOO_BIG, l->in.consumed, "more than %llu events",
+                                  (unsigned long long)l->opts.max_events);
+        }
+        l->ev = (cscp_event_t){.index = l->next_index, .offset = l->in.consumed, .startup_locality = -1};
+        r = l->ops->next(l, &l->ev);
+        if (r < 0) {
+                if (!l->failed)
+                        evlog_fail(l, r, l->ev.offset, "%s", cscp_strerror(r));
+                return r;
+        }
+        if (r == 0) {
+                l->ended = true;
+                return 0;
+        }
+        l->ev.length = l->in.consumed - l->ev.offset;
+        if (!l->ev.kind)
+                l->ev.kind = "";
+        if (!l->ev.text)
+                l->ev.text = "";
+        l->next_index++;
+        *ret = &l->ev;
+        return 1;
+}
+
+cscp_eventlog_format_t cscp_eventlog_format(const cscp_eventlog_t *l)
+{
+        return l && l->ops ? l->ops->format : CSCP_EVENTLOG_AUTO;
+}
+
+const char *cscp_eventlog_error(const cscp_eventlog_t *l)
+{
+        return l ? l->err : "";
+}
+
+uint64_t cscp_eventlog_offset(const cscp_eventlog_t *l)
+{
+        return l ? l->in.consumed : 0;
+}
+
+void cscp_eventlog_free(cscp_eventlog_t *l)
+{
+        if (!l)
+                return;
+        if (l->ops && l->ops->free)
+                l->ops->free(l);
+        free(l->in.buf);
+        free(l);
+}
+
+int cscp_event_describe(const cscp_eventlog_t *l, const cscp_event_t *ev, char **ret)
+{
+        char *s = NULL, dig[2 * CSCP_EVENT_MAX_DIGEST + 1] = "";
+        const char *bank = "";
+
+        if (!l || !ev || !ret)
+                return -EINVAL;
+        if (l->ops->describe)
+                return l->ops->describe(l, ev, ret);
+        /* Generic: "#N PCR p KIND sha256:hex TEXT". Prefer sha256 for the digest shown. */
+        for (size_t i = 0; i < ev->n_digests; i++)
+                if (i == 0 || ev->digests[i].alg == TPM2_ALG_SHA256) {
+                        for (size_t k = 0; k < ev->digests[i].size; k++)
+                                snprintf(dig + 2 * k, 3, "%02x", ev->digests[i].digest[k]);
+                        bank = cscp_hash_alg_name(ev->digests[i].alg);
+                }
+        if (asprintf(&s, "#%llu %s %u %s%s%s%s%s%s", (unsigned long long)ev->index,
+                     ev->reg == CSCP_EVENT_NV_INDEX ? "NV" : ev->reg == CSCP_EVENT_RTMR ? "RTMR" : "PCR", ev->pcr,
+                     ev->kind, *bank ? " " : "", bank ? bank : "", *bank ? ":" : "", dig, ev->extend ? "" : " (not extended)") <
+            0)
+                return -ENOMEM;
+        if (ev->text && *ev->text) {
+                char *t = NULL;
+                if (asprintf(&t, "%s %s", s, ev->text) < 0) {
+                        free(s);
+                        return -ENOMEM;
+                }
+                free(s);
+                s = t;
+        }
+        *ret = s;
+        return 0;
+}
