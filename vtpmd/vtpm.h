@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The TPM-facing half of vtpmd (files manufacture.c, hostlog.c, measure.c):
+ * manufacturing a fresh vTPM, the write-ahead host log bound to a host PCR,
+ * and container measurements into a vTPM and its CEL-TLV log. The daemon half
+ * (main.c, daemon.c, control.c, instance.c, registry.c, pool.c) calls these.
+ * Every function here is blocking (TPM round trips): call it off the libuv
+ * loop thread (uv_queue_work or a worker).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cscp/cel.h"
+#include "cscp/tpm.h"
+
+#define VTPM_PLATFORM_AUTH_LEN 32
+#define VTPM_MAX_PUBLIC        1024 /* marshalled TPMT_PUBLIC */
+#define VTPM_MAX_NAME          66   /* TPM2B_NAME.name: alg id + SHA-512 */
+
+/* What manufacture made; saved with the instance (vtpm_identity_save/load). */
+typedef struct vtpm_identity {
+        cscp_key_alg_t ek_alg;
+        uint8_t ek_public[VTPM_MAX_PUBLIC]; /* marshalled TPMT_PUBLIC */
+        size_t ek_public_len;
+        uint8_t ek_sha256[32]; /* SHA-256 of ek_public: what vtpm-bind records */
+        uint8_t *ek_cert;      /* DER, also stored at the TCG NV index for ek_alg */
+        size_t ek_cert_len;
+        uint32_t ak_handle; /* persistent, in the platform range: the container cannot evict it */
+        uint8_t ak_public[VTPM_MAX_PUBLIC];
+        size_t ak_public_len;
+        uint8_t ak_name[VTPM_MAX_NAME]; /* TPM2B_NAME.name */
+        size_t ak_name_len;
+} vtpm_identity_t;
+
+typedef struct vtpm_manufacture_opts {
+        cscp_key_alg_t ek_alg;    /* ECC P-256 (default) or RSA-2048 */
+        const char *ca_cert;      /* vTPM manufacturer CA (PEM), signs the EK certificate */
+        const char *ca_key;       /* its key (PEM) */
+        const char *serial_label; /* EK certificate subject CN (e.g. the instance id) */
+        /* Platform hierarchy auth to set (random, kept by vtpmd); VTPM_PLATFORM_AUTH_LEN bytes. */
+        const uint8_t *platform_auth;
+} vtpm_manufacture_opts_t;
+
+/*
+ * Manufactures a vTPM that has just been started (fresh state): sets the
+ * platform hierarchy auth, creates the EK (standard template), issues and
+ * stores its certificate at the TCG NV index, creates the AK (restricted
+ * ECC P-256 signing key) and makes it persistent under the platform
+ * hierarchy. tcti: "swtpm:path=<sock>".
+ */
+int vtpm_manufacture(const char *tcti, const vtpm_manufacture_opts_t *o, vtpm_identity_t *ret);
+void vtpm_identity_clear(vtpm_identity_t *id);
+/* Atomic save / checked load of an identity (a file in the instance directory). */
+int vtpm_identity_save(const vtpm_identity_t *id, const char *path);
+int vtpm_identity_load(const char *path, vtpm_identity_t *ret);
+
+/* Quote with the vTPM's AK: extraData = nonce (1..64 bytes), values read as cscp_tpm_quote does. */
+int vtpm_quote(const char *tcti, const vtpm_identity_t *id, const uint8_t *nonce, size_t nonce_len,
+               const TPML_PCR_SELECTION *sel, cscp_tpm_quote_t *ret);
+
+/*
+ * The host log: CEL-TLV records of CM_TLV content, each extended into host
+ * PCR `pcr` (default 15) of every bank in banks (0-terminated). Write-ahead:
+ * the record is appended and fsynced before the extend. hostlog_open
+ * reconciles log and PCR: if replaying the log gives the PCR value, fine; if
+ * the log has exactly one trailing record more, it is extended now; any other
+ * mismatch is CSCP_E_STATE with a message in ret_msg (never papered over).
+ * The host TPM is opened for each operation and closed after it, so attestd
+ * can share a single-connection TPM (swtpm) with vtpmd.
+ */
+typedef struct hostlog hostlog_t;
+int hostlog_open(const char *path, const char *host_tcti, uint32_t pcr, const uint16_t *banks, hostlog_t **ret,
+                 char *ret_msg, size_t msg_len);
+int hostlog_append(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields);
+void hostlog_close(hostlog_t *h);
+/* Test hook: append and fsync the record but do not extend (a crash between the two). */
+int hostlog_append_no_extend(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields);
+
+/* What vtpmd measures into a container's vTPM at Create (design.md §4). */
+typedef struct vtpm_create_measurements {
+        const char *container_id;
+        const char *runtime_name, *runtime_version; /* VERSION */
+        const char *config_digest;                  /* CONFIG: "sha256:<hex>" of the OCI config.json */
+        const char *const *args;                    /* PROCESS, one record per argument */
+        size_t n_args;
+        const char *const *env; /* PROCESS, one record per NAME=value */
+        size_t n_env;
+        const char *const *layers; /* LAYER: "sha256:<hex>" manifest/config/layer digests */
+        size_t n_layers;
+        const char *image_name; /* LAYER name field when known */
+} vtpm_create_measurements_t;
+
+/* Appends one CM_TLV record to the container log (fsync) and extends it into the vTPM's PCR. */
+int vtpm_measure(const char *vtpm_tcti, const char *log_path, uint32_t pcr, cscp_cm_kind_t kind,
+                 const cscp_cm_field_value_t *fields, size_t n_fields);
+/* All Create measurements, in a fixed documented order (docs/measurements.md). */
+int vtpm_measure_create(const char *vtpm_tcti, const char *log_path, const vtpm_create_measurements_t *m);
+/* After a vTPM restart (PCRs reset): extends every record of the container log again. */
+int vtpm_log_reextend(const char *vtpm_tcti, const char *log_path);
