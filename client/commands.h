@@ -4,3 +4,4 @@
 /* Each command returns the process exit status: 0 trusted/ok, 1 untrusted, 2 error. */
 int cmd_challenge(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_eventlog(int argc, char **argv);

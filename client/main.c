@@ -14,6 +14,7 @@ static const struct {
 } commands[] = {
         {"challenge", cmd_challenge, "challenge an attestd with a fresh nonce and verify its evidence"},
         {"verify", cmd_verify, "verify saved evidence offline against the nonce it answered"},
+        {"eventlog", cmd_eventlog, "show or replay a measurement list (TCG boot log, IMA, CEL)"},
 };
 
 static void usage(FILE *f)
@@ -23,7 +24,7 @@ static void usage(FILE *f)
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
         fprintf(f, "\n'cscp COMMAND --help' describes a command's options.\n"
-                   "Exit status: 0 trusted, 1 untrusted, 2 error.\n");
+                   "Exit status: 0 trusted (or done), 1 untrusted, 2 error.\n");
 }
 
 int main(int argc, char **argv)

@@ -317,9 +317,15 @@ static cscp_eventlog_format_t detect(const uint8_t *p, size_t n)
                 if (len_ok && (memcmp(p + 28, "ima", 3) == 0 || memcmp(p + 28, "evm", 3) == 0))
                         return CSCP_EVENTLOG_IMA_BINARY;
         }
-        /* CEL-TLV: a recnum TLV (type 0, big-endian length 1..8) first. */
-        if (n >= 5 && p[0] == 0 && be32(p + 1) >= 1 && be32(p + 1) <= 8)
-                return CSCP_EVENTLOG_CEL_TLV;
+        /* TCG crypto-agile: header event in PCR 0, EV_NO_ACTION, the Spec ID signature at byte 32. */
+        if (n >= 47 && le32(p) == 0 && le32(p + 4) == 3 && memcmp(p + 32, "Spec ID Event03", 15) == 0)
+                return CSCP_EVENTLOG_TCG;
+        /* CEL-TLV: a recnum TLV (type 0, big-endian length 1..8), then a pcr or nv_index TLV (length 1..4). */
+        if (n >= 5 && p[0] == 0 && be32(p + 1) >= 1 && be32(p + 1) <= 8) {
+                size_t k = 5 + be32(p + 1);
+                if (n >= k + 5 && (p[k] == 1 || p[k] == 2) && be32(p + k + 1) >= 1 && be32(p + k + 1) <= 4)
+                        return CSCP_EVENTLOG_CEL_TLV;
+        }
         /* TCG: u32 pcr (little-endian, < 24 in practice) then u32 event type. */
         if (n >= 8 && le32(p) < 32)
                 return CSCP_EVENTLOG_TCG;
