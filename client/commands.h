@@ -5,3 +5,4 @@
 int cmd_challenge(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_eventlog(int argc, char **argv);
+int cmd_policy(int argc, char **argv);

@@ -15,6 +15,7 @@ static const struct {
         {"challenge", cmd_challenge, "challenge an attestd with a fresh nonce and verify its evidence"},
         {"verify", cmd_verify, "verify saved evidence offline against the nonce it answered"},
         {"eventlog", cmd_eventlog, "show or replay a measurement list (TCG boot log, IMA, CEL)"},
+        {"policy", cmd_policy, "appraise measurement lists against a policy, or validate a policy"},
 };
 
 static void usage(FILE *f)
