@@ -11,3 +11,9 @@ int cscp_cm_encode(cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, siz
         (void)kind, (void)fields, (void)n_fields, (void)ret, (void)ret_len;
         return -ENOSYS;
 }
+
+int cscp_cm_decode(const uint8_t *buf, size_t len, cscp_cm_record_t *ret)
+{
+        (void)buf, (void)len, (void)ret;
+        return -ENOSYS;
+}
