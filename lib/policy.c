@@ -514,6 +514,11 @@ static int container_section(yctx_t *y, const char *key, const yaml_node_t *k, c
                         r = get_strlist(y, v, what, lists[i]);
                         if (r < 0)
                                 return r;
+                        if (lists[i]->n == 0)
+                                return yfail(y, v,
+                                             "%s: empty list (nothing could match; leave the key out to "
+                                             "allow any)",
+                                             what);
                         if (i < 2)
                                 for (size_t j = 0; j < lists[i]->n; j++) {
                                         digest_ref_t d;

@@ -120,6 +120,7 @@ Test(policy, errors_name_line_and_column)
         parse_bad("boot:\n  pcrs:\n    md5:\n      1: \"00\"\n", "unknown bank 'md5'");
         parse_bad("boot:\n  events:\n    - pcr: 1\n", "needs pcr and digests");
         parse_bad("container:\n  layers: [notadigest]\n", "container.layers");
+        parse_bad("container:\n  env: []\n", "empty list");
         parse_bad("resets:\n  allow_reboot: perhaps\n", "true or false");
         parse_bad("version: 1\nversion: 1\n", "duplicate key 'version'");
         parse_bad("ima: [1, 2]\n", "expected a mapping");
