@@ -146,7 +146,10 @@ int evlog_in_line(evlog_in_t *in, size_t max, const uint8_t **ret, size_t *ret_l
         for (;;) {
                 const uint8_t *p;
                 size_t avail = evlog_in_avail(in);
+                bool clamped = avail > in->max; /* a window of max bytes without '\n': the line is too long */
 
+                if (clamped)
+                        avail = in->max;
                 if (avail > have) {
                         r = evlog_in_need(in, avail, &p);
                         if (r < 0)
@@ -162,7 +165,7 @@ int evlog_in_line(evlog_in_t *in, size_t max, const uint8_t **ret, size_t *ret_l
                         }
                         have = avail;
                 }
-                if (have > max)
+                if (have > max || clamped)
                         return CSCP_E_TOO_BIG;
                 if (in->fd < 0 || in->eof) {
                         if (have == 0)
@@ -286,7 +289,7 @@ static uint32_t be32(const uint8_t *p)
         return (uint32_t)p[3] | (uint32_t)p[2] << 8 | (uint32_t)p[1] << 16 | (uint32_t)p[0] << 24;
 }
 
-/* Guesses the format from up to the first 64 bytes. */
+/* Guesses the format from up to the first 96 bytes (an IMA sha512 list needs 76). */
 static cscp_eventlog_format_t detect(const uint8_t *p, size_t n)
 {
         size_t i = 0;
@@ -310,11 +313,22 @@ static cscp_eventlog_format_t detect(const uint8_t *p, size_t n)
                                 return CSCP_EVENTLOG_IMA;
                 }
         }
-        /* IMA binary: u32 pcr, 20-byte digest, u32 name length (3..255), name "ima..."/"evm...". */
-        if (n >= 31) {
-                uint32_t nl = le32(p + 24), nb = be32(p + 24);
-                bool len_ok = (nl >= 3 && nl <= 255) || (nb >= 3 && nb <= 255);
-                if (len_ok && (memcmp(p + 28, "ima", 3) == 0 || memcmp(p + 28, "evm", 3) == 0))
+        /* IMA binary: u32 pcr, template digest (20 bytes, or 32/48/64 in the 6.10+ per-bank files), u32 name
+         * length (1..255), name "ima..."/"evm..." or a custom field list ("d-ng|sig", "n"). */
+        for (size_t s = 20; s <= 64; s += s == 20 ? 12 : 16) {
+                if (n < s + 9)
+                        break;
+                uint32_t nl = le32(p + s + 4), nb = be32(p + s + 4), len = nl <= 255 ? nl : nb;
+                if (len == 0 || len > 255 || n < s + 8 + 3)
+                        continue;
+                if (memcmp(p + s + 8, "ima", 3) == 0 || memcmp(p + s + 8, "evm", 3) == 0)
+                        return CSCP_EVENTLOG_IMA_BINARY;
+                size_t k = 0;
+                while (k < len && s + 8 + k < n &&
+                       (islower(p[s + 8 + k]) || p[s + 8 + k] == '-' || p[s + 8 + k] == '|'))
+                        k++;
+                if ((le32(p) < 24 || be32(p) < 24) && (k == len || s + 8 + k == n) && p[s + 8] >= 'a' &&
+                    p[s + 8] <= 'z')
                         return CSCP_EVENTLOG_IMA_BINARY;
         }
         /* TCG crypto-agile: header event in PCR 0, EV_NO_ACTION, the Spec ID signature at byte 32. */
@@ -381,7 +395,7 @@ static int open_common(cscp_eventlog_t *l, cscp_eventlog_format_t fmt, const csc
         }
         if (fmt == CSCP_EVENTLOG_AUTO) {
                 const uint8_t *p;
-                size_t n = 64;
+                size_t n = 96;
 
                 r = evlog_in_need(&l->in, n, &p);
                 if (r == -ENODATA) {
