@@ -52,7 +52,7 @@ static const struct option long_opts[] = {
 static void usage(FILE *f)
 {
         fprintf(f, "Usage: cscp eventlog show FILE [--format F] [--json]\n"
-                   "       cscp eventlog replay FILE [--format F] [--bank ALG] [--pcr N[,N...]] [--json]\n"
+                   "       cscp eventlog replay FILE [--format F] [--bank ALG[,ALG...]] [--pcr N[,N...]] [--json]\n"
                    "                                 [--checkpoint FILE]\n"
                    "Reads a measurement list: the TCG PC Client boot log (binary_bios_measurements), a Linux\n"
                    "IMA list (ascii or binary_runtime_measurements), or a TCG Canonical Event Log (TLV, or\n"
@@ -64,7 +64,8 @@ static void usage(FILE *f)
                    "\n"
                    "Options:\n"
                    "  --format F            auto (default), tcg, ima, ima-binary, cel-tlv, cel-json\n"
-                   "  --bank ALG            replay: only this bank (sha1, sha256, sha384, sha512)\n"
+                   "  --bank ALG[,ALG...]   replay: only these banks (sha1, sha256, sha384, sha512; default all\n"
+                   "                        the log carries). For IMA lists only these banks' digests are computed\n"
                    "  --pcr N[,N...]        replay: only these PCRs (repeatable; default: every PCR the log extends)\n"
                    "  --checkpoint FILE     replay: resume from FILE if it exists (only the events after it are\n"
                    "                        read), then store the new state there (incremental replay of a log\n"
@@ -95,7 +96,7 @@ typedef struct args {
         const char *file;
         cscp_eventlog_format_t format;
         bool json;
-        uint16_t bank;
+        uint16_t banks[CSCP_EVENT_MAX_DIGESTS + 1]; /* 0-terminated; empty = all */
         uint32_t pcrs;
         const char *checkpoint;
         cscp_eventlog_opts_t opts;
@@ -121,6 +122,30 @@ static int parse_pcrs(const char *s, uint32_t *mask)
         return r;
 }
 
+static int parse_banks(const char *s, uint16_t *banks)
+{
+        char *copy = strdup(s), *save = NULL, *tok;
+        size_t n = 0;
+        int r = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        memset(banks, 0, (CSCP_EVENT_MAX_DIGESTS + 1) * sizeof(*banks));
+        for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                uint16_t alg = cscp_hash_alg_from_name(tok);
+                bool dup = false;
+                for (size_t i = 0; i < n; i++)
+                        dup = dup || banks[i] == alg;
+                if (!alg || dup || n == CSCP_EVENT_MAX_DIGESTS) {
+                        r = -EINVAL;
+                        break;
+                }
+                banks[n++] = alg;
+        }
+        free(copy);
+        return r < 0 || n == 0 ? -EINVAL : 0;
+}
+
 /* Parses options after the subcommand; returns -1 to continue, else an exit status. */
 static int parse_args(int argc, char **argv, bool replay, args_t *a)
 {
@@ -144,9 +169,9 @@ static int parse_args(int argc, char **argv, bool replay, args_t *a)
                 case OPT_BANK:
                         if (!replay)
                                 return fail("--bank is a replay option");
-                        a->bank = cscp_hash_alg_from_name(optarg);
-                        if (!a->bank)
-                                return fail("--bank: unknown hash algorithm '%s'", optarg);
+                        if (parse_banks(optarg, a->banks) < 0)
+                                return fail("--bank: '%s' is not a list of sha1, sha256, sha384, sha512", optarg);
+                        memcpy(a->opts.ima_banks, a->banks, sizeof(a->banks));
                         break;
                 case OPT_PCR:
                         if (!replay)
@@ -294,7 +319,17 @@ static int show(const args_t *a)
         return r < 0 ? 2 : 0;
 }
 
-static void print_json(const cscp_replay_t *rp, uint16_t only, uint32_t pcrs)
+static bool wanted(const uint16_t *banks, uint16_t alg)
+{
+        if (!banks[0])
+                return true;
+        for (size_t i = 0; banks[i]; i++)
+                if (banks[i] == alg)
+                        return true;
+        return false;
+}
+
+static void print_json(const cscp_replay_t *rp, const uint16_t *only, uint32_t pcrs)
 {
         json_object *root = json_object_new_object();
 
@@ -302,7 +337,7 @@ static void print_json(const cscp_replay_t *rp, uint16_t only, uint32_t pcrs)
                 uint32_t which = pcrs ? pcrs : rp->extended[b];
                 json_object *bank;
 
-                if (!rp->bank_present[b] || (only && rp->banks[b] != only) || !which)
+                if (!rp->bank_present[b] || !wanted(only, rp->banks[b]) || !which)
                         continue;
                 bank = json_object_new_object();
                 for (unsigned p = 0; p < CSCP_PCR_COUNT; p++) {
@@ -379,9 +414,11 @@ static int replay(const args_t *a)
                 }
         }
         if (a->json)
-                print_json(&rp, a->bank, a->pcrs);
+                print_json(&rp, a->banks, a->pcrs);
         else
-                cscp_replay_print(&rp, a->bank, a->pcrs, stdout);
+                for (int b = 0; b < CSCP_EVENT_MAX_DIGESTS; b++)
+                        if (wanted(a->banks, rp.banks[b]))
+                                cscp_replay_print(&rp, rp.banks[b], a->pcrs, stdout);
         if (fflush(stdout) != 0 || ferror(stdout)) {
                 r = fail("writing the output failed");
                 r = -EIO;

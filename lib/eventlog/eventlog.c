@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,9 @@
 #define READ_CHUNK         65536
 
 static const char *const format_names[_CSCP_EVENTLOG_FORMAT_MAX] = {
-        [CSCP_EVENTLOG_AUTO] = "auto",         [CSCP_EVENTLOG_TCG] = "tcg",
-        [CSCP_EVENTLOG_IMA] = "ima",           [CSCP_EVENTLOG_IMA_BINARY] = "ima-binary",
-        [CSCP_EVENTLOG_CEL_TLV] = "cel-tlv",   [CSCP_EVENTLOG_CEL_JSON] = "cel-json",
+        [CSCP_EVENTLOG_AUTO] = "auto",       [CSCP_EVENTLOG_TCG] = "tcg",
+        [CSCP_EVENTLOG_IMA] = "ima",         [CSCP_EVENTLOG_IMA_BINARY] = "ima-binary",
+        [CSCP_EVENTLOG_CEL_TLV] = "cel-tlv", [CSCP_EVENTLOG_CEL_JSON] = "cel-json",
 };
 
 int cscp_eventlog_format_from_name(const char *name)
@@ -239,21 +240,52 @@ int evlog_fail(cscp_eventlog_t *l, int code, uint64_t offset, const char *fmt, .
         return code;
 }
 
+/*
+ * Hashing is most of a replay's time: the four digests are fetched once per
+ * process, and each thread reuses one context (EVP_Digest would allocate and
+ * free one per call).
+ */
+static const uint16_t hash_algs[CSCP_EVENT_MAX_DIGESTS] = {TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384,
+                                                           TPM2_ALG_SHA512};
+static EVP_MD *hash_mds[CSCP_EVENT_MAX_DIGESTS];
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+static _Thread_local EVP_MD_CTX *hash_ctx[CSCP_EVENT_MAX_DIGESTS];
+
+static void hash_fetch(void)
+{
+        for (int i = 0; i < CSCP_EVENT_MAX_DIGESTS; i++)
+                hash_mds[i] = EVP_MD_fetch(NULL, cscp_hash_alg_evp(hash_algs[i]), NULL);
+}
+
+int evlog_hash2(uint16_t alg, const void *a, size_t alen, const void *b, size_t blen, uint8_t *out)
+{
+        unsigned outlen = 0;
+        int i;
+
+        for (i = 0; i < CSCP_EVENT_MAX_DIGESTS; i++)
+                if (hash_algs[i] == alg)
+                        break;
+        if (i == CSCP_EVENT_MAX_DIGESTS)
+                return CSCP_E_UNSUPPORTED;
+        pthread_once(&hash_once, hash_fetch);
+        if (!hash_mds[i])
+                return CSCP_E_CRYPTO;
+        /* One context per algorithm: re-initialising with the same digest keeps its provider state. */
+        if (!hash_ctx[i]) {
+                hash_ctx[i] = EVP_MD_CTX_new();
+                if (!hash_ctx[i] || EVP_DigestInit_ex2(hash_ctx[i], hash_mds[i], NULL) != 1)
+                        return CSCP_E_CRYPTO;
+        } else if (EVP_DigestInit_ex2(hash_ctx[i], NULL, NULL) != 1)
+                return CSCP_E_CRYPTO;
+        if (EVP_DigestUpdate(hash_ctx[i], a, alen) != 1 || (blen && EVP_DigestUpdate(hash_ctx[i], b, blen) != 1) ||
+            EVP_DigestFinal_ex(hash_ctx[i], out, &outlen) != 1)
+                return CSCP_E_CRYPTO;
+        return 0;
+}
+
 int evlog_hash(uint16_t alg, const void *data, size_t len, uint8_t *out)
 {
-        const char *name = cscp_hash_alg_evp(alg);
-        unsigned outlen = 0;
-        EVP_MD *md;
-        int ok;
-
-        if (!name)
-                return CSCP_E_UNSUPPORTED;
-        md = EVP_MD_fetch(NULL, name, NULL);
-        if (!md)
-                return CSCP_E_CRYPTO;
-        ok = EVP_Digest(data, len, out, &outlen, md, NULL);
-        EVP_MD_free(md);
-        return ok == 1 ? 0 : CSCP_E_CRYPTO;
+        return evlog_hash2(alg, data, len, NULL, 0, out);
 }
 
 int evlog_add_digest(cscp_event_t *ev, uint16_t alg, const uint8_t *digest, size_t size)
@@ -460,8 +492,8 @@ int cscp_eventlog_open_fd(int fd, cscp_eventlog_format_t fmt, const cscp_eventlo
         return open_common(l, fmt, opts, resume, ret);
 }
 
-int cscp_eventlog_open_mem(const uint8_t *buf, size_t len, cscp_eventlog_format_t fmt,
-                           const cscp_eventlog_opts_t *opts, const cscp_replay_t *resume, cscp_eventlog_t **ret)
+int cscp_eventlog_open_mem(const uint8_t *buf, size_t len, cscp_eventlog_format_t fmt, const cscp_eventlog_opts_t *opts,
+                           const cscp_replay_t *resume, cscp_eventlog_t **ret)
 {
         cscp_eventlog_t *l;
 
@@ -568,9 +600,11 @@ int cscp_event_describe(const cscp_eventlog_t *l, const cscp_event_t *ev, char *
                         bank = cscp_hash_alg_name(ev->digests[i].alg);
                 }
         if (asprintf(&s, "#%llu %s %u %s%s%s%s%s%s", (unsigned long long)ev->index,
-                     ev->reg == CSCP_EVENT_NV_INDEX ? "NV" : ev->reg == CSCP_EVENT_RTMR ? "RTMR" : "PCR", ev->pcr,
-                     ev->kind, *bank ? " " : "", bank ? bank : "", *bank ? ":" : "", dig, ev->extend ? "" : " (not extended)") <
-            0)
+                     ev->reg == CSCP_EVENT_NV_INDEX ? "NV"
+                     : ev->reg == CSCP_EVENT_RTMR   ? "RTMR"
+                                                    : "PCR",
+                     ev->pcr, ev->kind, *bank ? " " : "", bank ? bank : "", *bank ? ":" : "", dig,
+                     ev->extend ? "" : " (not extended)") < 0)
                 return -ENOMEM;
         if (ev->text && *ev->text) {
                 char *t = NULL;

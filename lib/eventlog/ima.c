@@ -305,6 +305,16 @@ static void sb_text(sbuf_t *b, const uint8_t *p, size_t n)
         if (b->err)
                 return;
         for (size_t i = 0; i < n;) {
+                /* Fast path: a run of printable ASCII is copied as one. */
+                size_t run = 0;
+                while (i + run < n && p[i + run] >= 0x20 && p[i + run] < 0x7f && p[i + run] != '\\')
+                        run++;
+                if (run) {
+                        memcpy(b->s + b->len, p + i, run);
+                        b->len += run;
+                        i += run;
+                        continue;
+                }
                 size_t k = utf8_seq(p + i, n - i);
                 if (k == 1 && (p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\'))
                         k = 0;
@@ -504,21 +514,10 @@ static int ima_restore(cscp_eventlog_t *l, const uint8_t *buf, size_t len)
 
 /* -------------------------------------------------------------- per entry */
 
-static int digest(ima_state_t *st, const EVP_MD *md, const uint8_t *p, size_t n, uint8_t *out)
-{
-        unsigned outlen = 0;
-
-        if (EVP_DigestInit_ex(st->ctx, md, NULL) != 1 || EVP_DigestUpdate(st->ctx, p, n) != 1 ||
-            EVP_DigestFinal_ex(st->ctx, out, &outlen) != 1)
-                return CSCP_E_CRYPTO;
-        return 0;
-}
-
 static int hash_alg(ima_state_t *st, uint16_t alg, const uint8_t *p, size_t n, uint8_t *out)
 {
-        for (size_t i = 0; i < st->n_md; i++)
-                if (st->md_alg[i] == alg)
-                        return digest(st, st->md[i], p, n, out);
+        (void)st;
+        /* evlog_hash keeps one context per algorithm and thread: no allocation per entry. */
         return evlog_hash(alg, p, n, out);
 }
 
@@ -656,7 +655,7 @@ static int finish_entry(cscp_eventlog_t *l, ima_state_t *st, cscp_event_t *ev, u
                         memset(bank, 0xff, size);
                 else if (have_thash && st->md_alg[i] == st->thash_alg)
                         memcpy(bank, computed, size);
-                else if ((r = digest(st, st->md[i], data, len, bank)) < 0)
+                else if ((r = evlog_hash(st->md_alg[i], data, len, bank)) < 0)
                         return r;
                 r = evlog_add_digest(ev, st->md_alg[i], bank, size);
                 if (r < 0)

@@ -91,5 +91,7 @@ int evlog_fail(cscp_eventlog_t *l, int code, uint64_t offset, const char *fmt, .
 
 /* Hash helpers: H_alg(data) into out (size = cscp_hash_alg_size(alg)); 0 or CSCP_E_UNSUPPORTED/CRYPTO. */
 int evlog_hash(uint16_t alg, const void *data, size_t len, uint8_t *out);
+/* H_alg(a || b) (b may be NULL with blen 0). */
+int evlog_hash2(uint16_t alg, const void *a, size_t alen, const void *b, size_t blen, uint8_t *out);
 /* Adds a digest to ev (fails past CSCP_EVENT_MAX_DIGESTS or on a duplicate/unknown bank). */
 int evlog_add_digest(cscp_event_t *ev, uint16_t alg, const uint8_t *digest, size_t size);

@@ -63,22 +63,15 @@ int cscp_replay_extend(cscp_replay_t *rp, const cscp_event_t *ev)
         for (size_t i = 0; i < ev->n_digests; i++) {
                 const cscp_event_digest_t *d = &ev->digests[i];
                 int b = bank_slot(d->alg);
-                uint8_t buf[2 * CSCP_EVENT_MAX_DIGEST];
-                unsigned outlen = 0;
-                EVP_MD *md;
-                int ok;
+                uint8_t out[CSCP_EVENT_MAX_DIGEST];
+                int r;
 
                 if (b < 0 || d->size != cscp_hash_alg_size(d->alg))
                         return CSCP_E_UNSUPPORTED;
-                memcpy(buf, rp->pcr[b][ev->pcr], d->size);
-                memcpy(buf + d->size, d->digest, d->size);
-                md = EVP_MD_fetch(NULL, cscp_hash_alg_evp(d->alg), NULL);
-                if (!md)
-                        return CSCP_E_CRYPTO;
-                ok = EVP_Digest(buf, 2u * d->size, rp->pcr[b][ev->pcr], &outlen, md, NULL);
-                EVP_MD_free(md);
-                if (ok != 1 || outlen != d->size)
-                        return CSCP_E_CRYPTO;
+                r = evlog_hash2(d->alg, rp->pcr[b][ev->pcr], d->size, d->digest, d->size, out);
+                if (r < 0)
+                        return r;
+                memcpy(rp->pcr[b][ev->pcr], out, d->size);
                 rp->extended[b] |= 1u << ev->pcr;
                 rp->bank_present[b] = true;
         }
