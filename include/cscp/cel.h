@@ -14,6 +14,7 @@
  * records.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,7 +32,22 @@ enum {
         CSCP_CEL_IMA_TEMPLATE = 7,
         CSCP_CEL_IMA_TLV = 8,
         CSCP_CEL_CM_TLV = 9, /* container measurement (ours; design.md §4) */
+        /* go-eventlog's register type for confidential-computing MRs (CCMR, TDX RTMR); parsed as
+         * CSCP_EVENT_RTMR with the index as written. Non-standard. */
+        CSCP_CEL_CCMR = 108,
 };
+
+/*
+ * cscp_event_t.type of CEL-JSON records whose content_type has no TLV number
+ * (above 255, so they never collide with a TLV content type; Safford's CEL tools
+ * use 9 for systemd, which is our CM_TLV).
+ */
+#define CSCP_CEL_CONTENT_SYSTEMD 0x100u /* "systemd": /run/log/systemd/tpm2-measure.log */
+#define CSCP_CEL_CONTENT_TSS2    0x101u /* "tss2": tpm2-tss FAPI's own records */
+#define CSCP_CEL_CONTENT_OTHER   0x1FFu /* any other name (kind = the name as written) */
+
+/* Largest CM_TLV content value cscp_cm_encode builds (cscp_cm_decode takes what the log limit allows). */
+#define CSCP_CM_MAX_CONTENT (1024u * 1024)
 
 /* CM_TLV record kinds: the one nested TLV inside a CM_TLV content value. */
 typedef enum cscp_cm_kind {
@@ -107,6 +123,53 @@ int cscp_cel_tlv_encode(uint64_t recnum, uint32_t pcr, bool nv_index, const cscp
 int cscp_cm_digests(const uint8_t *content, size_t content_len, const uint16_t *banks, cscp_event_digest_t *ret,
                     size_t *ret_n);
 
-/* Converts one CEL-TLV record (as parsed by cscp_eventlog with CSCP_EVENTLOG_CEL_TLV) to a CEL-JSON object
- * text (one line, no newline), malloc'd; used by `cscp eventlog show --json` and for TLV <-> JSON round trips. */
+/*
+ * Converts one CEL-TLV record (as parsed by cscp_eventlog with CSCP_EVENTLOG_CEL_TLV) to a CEL-JSON object
+ * text (one line, no newline), malloc'd; used by `cscp eventlog show --json` and for TLV <-> JSON round trips.
+ *
+ *   {"recnum":N,"pcr":P,"digests":[{"hashAlg":"sha256","digest":"<hex>"},...],
+ *    "content_type":"cm_tlv","content":{...}}
+ *
+ * recnum is ev->index (the CEL parsers require recnum = position in the log);
+ * "nv_index" replaces "pcr" for NV records, "ccmr" for CCMR records.
+ * content_type is the name (cscp_cel_content_type_name) or, for a type without
+ * one, the number. content is cscp_cm_to_json's object for CM_TLV and
+ * {"raw":"<hex of the content value>"} for every other type.
+ */
 int cscp_cel_event_to_json(const cscp_event_t *ev, char **ret);
+
+/*
+ * The inverse: one CEL-JSON record object (as cscp_cel_event_to_json writes
+ * it; json points to len bytes, no NUL needed) to one CEL-TLV record, in the
+ * widths cscp_cel_tlv_encode writes. Needs "recnum", "pcr" or "nv_index",
+ * "digests", a content_type with a TLV number and a content that carries
+ * "raw" (CM_TLV: the whole object must be what cscp_cm_to_json gives for raw,
+ * and every digest must be H_alg(raw)). So a record vtpmd wrote survives
+ * TLV -> JSON -> TLV byte for byte. CSCP_E_PROTO for malformed input,
+ * CSCP_E_UNSUPPORTED for content that has no TLV form (e.g. systemd records).
+ */
+int cscp_cel_json_to_tlv(const char *json, size_t len, uint8_t **ret, size_t *ret_len);
+
+/*
+ * The CEL-JSON object for a CM_TLV content value, one line, malloc'd: "kind"
+ * (cscp_cm_kind_name), each field present under cscp_cm_field_name (strings as
+ * JSON strings; value as a string when it is UTF-8 without NUL, else
+ * "value_hex"; digest as a string; index and time as numbers; vek_sha256 and
+ * vak_name as hex), then "raw": the content value in hex.
+ * CSCP_E_PROTO when content does not decode.
+ */
+int cscp_cm_to_json(const uint8_t *content, size_t content_len, char **ret);
+
+/* "version", "config", "layer", "process", "container", "pod", "cluster"; NULL when unknown. */
+const char *cscp_cm_kind_name(cscp_cm_kind_t kind);
+/* "event", "container_id", "name", "value", "digest", "index", "vek_sha256", "vak_name", "time"; NULL when unknown. */
+const char *cscp_cm_field_name(cscp_cm_field_t field);
+
+/* CEL-JSON content_type names: 4 "cel", 5 "pcclient_std", 7 "ima_template", 8 "ima_tlv", 9 "cm_tlv",
+ * CSCP_CEL_CONTENT_SYSTEMD "systemd", CSCP_CEL_CONTENT_TSS2 "tss2"; NULL for others. */
+const char *cscp_cel_content_type_name(uint32_t type);
+/* The inverse; 0 when the name is unknown (0 is never a content type). */
+uint32_t cscp_cel_content_type_from_name(const char *name);
+
+/* Strict UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF); NUL is allowed. */
+bool cscp_cel_utf8_valid(const void *s, size_t len);
