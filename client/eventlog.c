@@ -240,6 +240,9 @@ static const char *open_error(int r)
                 return "the checkpoint does not belong to a log of this format";
         case -ENODATA:
                 return "the log is shorter than the checkpoint (was it replaced or truncated?)";
+        case -ESTALE:
+                return "the log does not continue the checkpoint (it was replaced or rotated): replay it without "
+                       "--checkpoint";
         default:
                 return cscp_strerror(r);
         }

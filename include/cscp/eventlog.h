@@ -139,6 +139,10 @@ struct cscp_replay {
         /* Parser state a resumed reader needs (e.g. the TCG Spec ID digest sizes). */
         uint8_t parser_state[CSCP_REPLAY_STATE_MAX];
         size_t parser_state_len;
+        /* SHA-256 of the (up to 256) bytes before next_offset: a resumed reader checks the log
+         * still continues what was replayed (catches a rotated or replaced log). 0: not checked. */
+        uint8_t tail_sha256[32];
+        uint16_t tail_len;
 };
 
 void cscp_replay_init(cscp_replay_t *rp);

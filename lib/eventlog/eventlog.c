@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "cscp/error.h"
@@ -185,6 +187,33 @@ int evlog_in_line(evlog_in_t *in, size_t max, const uint8_t **ret, size_t *ret_l
         }
 }
 
+int evlog_in_tail(const evlog_in_t *in, uint64_t end, uint8_t *out, size_t n)
+{
+        if (n > end)
+                return -EINVAL;
+        if (in->fd < 0) {
+                if (end > in->mem_len)
+                        return -ENODATA;
+                memcpy(out, in->mem + end - n, n);
+                return 0;
+        }
+        if (end - n >= in->base && end <= in->base + in->fill) {
+                memcpy(out, in->buf + (end - n - in->base), n);
+                return 0;
+        }
+        for (size_t got = 0; got < n;) {
+                ssize_t k = pread(in->fd, out + got, n - got, (off_t)(end - n + got));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return errno == ESPIPE ? -ESPIPE : -errno;
+                if (k == 0)
+                        return -ENODATA;
+                got += (size_t)k;
+        }
+        return 0;
+}
+
 int evlog_in_seek(evlog_in_t *in, uint64_t off)
 {
         if (off < in->consumed)
@@ -205,7 +234,11 @@ int evlog_in_seek(evlog_in_t *in, uint64_t off)
         in->consumed += in->fill - in->pos;
         in->base += in->fill;
         in->fill = in->pos = 0;
-        if (lseek(in->fd, (off_t)skip, SEEK_CUR) >= 0) {
+        struct stat st;
+        if (fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(in->fd, (off_t)skip, SEEK_CUR) >= 0) {
+                /* lseek happily goes past the end: a log shorter than the checkpoint is an error. */
+                if ((uint64_t)st.st_size < off)
+                        return -ENODATA;
                 in->consumed += skip;
                 in->base = in->consumed;
                 return 0;
@@ -465,6 +498,20 @@ static int open_common(cscp_eventlog_t *l, cscp_eventlog_format_t fmt, const csc
                                  r == -ENODATA ? "the log is shorter than the checkpoint" : cscp_strerror(r));
                         goto fail;
                 }
+                if (resume->tail_len) {
+                        uint8_t tail[256], sum[32];
+                        if (resume->tail_len > sizeof(tail)) {
+                                r = -EINVAL;
+                                goto fail;
+                        }
+                        r = evlog_in_tail(&l->in, resume->next_offset, tail, resume->tail_len);
+                        if (r == 0)
+                                r = evlog_hash(TPM2_ALG_SHA256, tail, resume->tail_len, sum);
+                        if (r == 0 && CRYPTO_memcmp(sum, resume->tail_sha256, 32) != 0)
+                                r = -ESTALE;
+                        if (r < 0 && r != -ESPIPE)
+                                goto fail;
+                }
                 l->next_index = resume->next_index;
                 l->started = true; /* headers were read by the first reader */
         }
@@ -473,7 +520,8 @@ static int open_common(cscp_eventlog_t *l, cscp_eventlog_format_t fmt, const csc
 fail:
         /* A failed open returns only the code: CSCP_E_PROTO (format not recognised or
          * empty), -EINVAL (checkpoint of another format or parser), -ENODATA (log
-         * shorter than the checkpoint), or what reading returned. */
+         * shorter than the checkpoint), -ESTALE (the bytes before the checkpoint differ: the
+         * log was replaced or rotated), or what reading returned. */
         cscp_eventlog_free(l);
         return r;
 }

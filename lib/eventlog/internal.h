@@ -46,6 +46,9 @@ void evlog_in_consume(evlog_in_t *in, size_t n);
  * The line is not consumed: call evlog_in_consume(in, *ret_len + newline).
  */
 int evlog_in_line(evlog_in_t *in, size_t max, const uint8_t **ret, size_t *ret_len, size_t *ret_newline);
+/* Copies the n bytes before absolute offset end (memory, the current window, or pread on a regular
+ * file); -ESPIPE when they cannot be had (a pipe whose bytes are gone). */
+int evlog_in_tail(const evlog_in_t *in, uint64_t end, uint8_t *out, size_t n);
 /* Skips forward to absolute offset off (for resume). */
 int evlog_in_seek(evlog_in_t *in, uint64_t off);
 

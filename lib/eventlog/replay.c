@@ -87,6 +87,17 @@ int cscp_replay_checkpoint(cscp_replay_t *rp, const cscp_eventlog_t *l)
         rp->format = l->ops->format;
         rp->next_index = l->next_index;
         rp->next_offset = l->in.consumed;
+        rp->tail_len = 0;
+        {
+                uint8_t tail[256];
+                size_t tl = rp->next_offset < sizeof(tail) ? (size_t)rp->next_offset : sizeof(tail);
+                if (tl && evlog_in_tail(&l->in, rp->next_offset, tail, tl) == 0) {
+                        int r = evlog_hash(TPM2_ALG_SHA256, tail, tl, rp->tail_sha256);
+                        if (r < 0)
+                                return r;
+                        rp->tail_len = (uint16_t)tl;
+                }
+        }
         rp->parser_state_len = 0;
         if (l->ops->save) {
                 int r = l->ops->save(l, rp->parser_state, &len);
@@ -137,11 +148,12 @@ int cscp_replay_print(const cscp_replay_t *rp, uint16_t only_alg, uint32_t pcrs,
 
 /*
  * Saved form (all integers big-endian):
- *   "CSCPRPL1" | u32 format | u64 next_index | u64 next_offset | u32 state_len | state
+ *   "CSCPRPL2" | u32 format | u64 next_index | u64 next_offset | u32 state_len | state
+ *   | u16 tail_len | 32 bytes tail SHA-256
  *   | for each of the 4 banks: u16 alg | u8 present | u32 extended | 24 × size bytes
  *   | SHA-256 of everything before (corruption check, not a signature).
  */
-#define MAGIC "CSCPRPL1"
+#define MAGIC "CSCPRPL2"
 
 static void put_be(uint8_t **p, uint64_t v, int bytes)
 {
@@ -159,7 +171,7 @@ static uint64_t get_be(const uint8_t **p, int bytes)
 
 static size_t saved_size(size_t state_len)
 {
-        size_t n = 8 + 4 + 8 + 8 + 4 + state_len + 32;
+        size_t n = 8 + 4 + 8 + 8 + 4 + state_len + 2 + 32 + 32;
         for (int b = 0; b < CSCP_EVENT_MAX_DIGESTS; b++)
                 n += 2 + 1 + 4 + CSCP_PCR_COUNT * cscp_hash_alg_size(replay_banks[b]);
         return n;
@@ -186,6 +198,9 @@ int cscp_replay_save(const cscp_replay_t *rp, uint8_t **ret, size_t *ret_len)
         put_be(&p, rp->parser_state_len, 4);
         memcpy(p, rp->parser_state, rp->parser_state_len);
         p += rp->parser_state_len;
+        put_be(&p, rp->tail_len, 2);
+        memcpy(p, rp->tail_sha256, 32);
+        p += 32;
         for (int b = 0; b < CSCP_EVENT_MAX_DIGESTS; b++) {
                 size_t size = cscp_hash_alg_size(rp->banks[b]);
                 put_be(&p, rp->banks[b], 2);
@@ -234,6 +249,11 @@ int cscp_replay_load(const uint8_t *buf, size_t len, cscp_replay_t *ret)
         rp.parser_state_len = (size_t)slen;
         memcpy(rp.parser_state, p, rp.parser_state_len);
         p += rp.parser_state_len;
+        rp.tail_len = (uint16_t)get_be(&p, 2);
+        if (rp.tail_len > 256 || rp.tail_len > rp.next_offset)
+                return CSCP_E_STATE;
+        memcpy(rp.tail_sha256, p, 32);
+        p += 32;
         for (int b = 0; b < CSCP_EVENT_MAX_DIGESTS; b++) {
                 size_t size = cscp_hash_alg_size(replay_banks[b]);
                 if (get_be(&p, 2) != replay_banks[b])
