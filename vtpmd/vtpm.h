@@ -21,6 +21,14 @@
 #define VTPM_MAX_PUBLIC        1024 /* marshalled TPMT_PUBLIC */
 #define VTPM_MAX_NAME          66   /* TPM2B_NAME.name: alg id + SHA-512 */
 
+/* Added by manufacture.c: where manufacture puts things in the vTPM (reference.md 2.3). */
+#define VTPM_EK_HANDLE_RSA  0x81010001u /* TCG EK handle, RSA 2048 (owner range: the EK can be re-derived) */
+#define VTPM_EK_HANDLE_ECC  0x81010002u /* TCG EK handle, ECC P-256 */
+#define VTPM_EK_CERT_NV_RSA 0x01C00002u /* TCG low-range EK certificate NV index, RSA 2048 */
+#define VTPM_EK_CERT_NV_ECC 0x01C0000Au /* ECC P-256 */
+#define VTPM_AK_HANDLE      0x81800001u /* platform range: only the platform hierarchy can evict it */
+#define VTPM_MAX_EK_CERT    2048        /* DER bytes (the NV index size limit of libtpms) */
+
 /* What manufacture made; saved with the instance (vtpm_identity_save/load). */
 typedef struct vtpm_identity {
         cscp_key_alg_t ek_alg;
@@ -79,6 +87,41 @@ int hostlog_append(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_
 void hostlog_close(hostlog_t *h);
 /* Test hook: append and fsync the record but do not extend (a crash between the two). */
 int hostlog_append_no_extend(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields);
+
+/* Added (hostlog.c, shared with measure.c): limits on what vtpmd writes to and reads from its CEL logs. */
+#define VTPM_LOG_MAX_CONTENT (256u * 1024) /* one CM_TLV content value */
+#define VTPM_LOG_MAX_RECORD  (VTPM_LOG_MAX_CONTENT + 1024)
+#define VTPM_LOG_MAX_RECORDS 1000000u
+
+/*
+ * Reads a CEL-TLV log of vtpmd from fd (from offset 0): the whole records,
+ * replayed (ret_all), the replay without the last record (ret_prev, may be
+ * NULL), and that last record's digests (ret_last, may be NULL). Every record
+ * must extend a PCR (not an NV index). ret_whole_len = bytes of whole
+ * records; ret_truncated = the file ends inside a record (a crash in the
+ * middle of an append). Anything else malformed is CSCP_E_STATE with a
+ * message in msg.
+ */
+typedef struct vtpm_log_scan {
+        uint64_t n_records;
+        uint64_t whole_len;
+        bool truncated;     /* bytes after the last whole record that do not parse */
+        uint64_t tail_len;  /* how many */
+        uint32_t pcrs_used; /* bit i: some record extends PCR i */
+        size_t n_last;
+        cscp_event_digest_t last[CSCP_EVENT_MAX_DIGESTS];
+        uint32_t last_pcr;
+} vtpm_log_scan_t;
+int vtpm_log_scan(int fd, cscp_replay_t *ret_all, cscp_replay_t *ret_prev, vtpm_log_scan_t *ret, char *msg,
+                  size_t msg_len);
+/*
+ * One CEL-TLV record of CM_TLV content for PCR pcr: the bytes (malloc'd) and
+ * the digests to extend, one per bank of banks (0-terminated). Content over
+ * VTPM_LOG_MAX_CONTENT is CSCP_E_TOO_BIG.
+ */
+int vtpm_log_record(uint64_t recnum, uint32_t pcr, const uint16_t *banks, cscp_cm_kind_t kind,
+                    const cscp_cm_field_value_t *fields, size_t n_fields, cscp_event_digest_t *ret_digests,
+                    size_t *ret_n, uint8_t **ret, size_t *ret_len);
 
 /* What vtpmd measures into a container's vTPM at Create (design.md §4). */
 typedef struct vtpm_create_measurements {

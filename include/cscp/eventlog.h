@@ -105,8 +105,8 @@ typedef struct cscp_replay cscp_replay_t;
  */
 int cscp_eventlog_open_fd(int fd, cscp_eventlog_format_t fmt, const cscp_eventlog_opts_t *opts,
                           const cscp_replay_t *resume, cscp_eventlog_t **ret);
-int cscp_eventlog_open_mem(const uint8_t *buf, size_t len, cscp_eventlog_format_t fmt,
-                           const cscp_eventlog_opts_t *opts, const cscp_replay_t *resume, cscp_eventlog_t **ret);
+int cscp_eventlog_open_mem(const uint8_t *buf, size_t len, cscp_eventlog_format_t fmt, const cscp_eventlog_opts_t *opts,
+                           const cscp_replay_t *resume, cscp_eventlog_t **ret);
 /* 1 and *ret (valid until the next call) for an event, 0 at the end of the log, < 0 on error. */
 int cscp_eventlog_next(cscp_eventlog_t *l, const cscp_event_t **ret);
 /* The format in use (after detection). */

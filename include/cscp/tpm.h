@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <tss2/tss2_esys.h>
 #include <tss2/tss2_tpm2_types.h>
 
 #include "pcr.h"
@@ -63,5 +64,25 @@ void cscp_tpm_quote_clear(cscp_tpm_quote_t *q);
 
 /* TPM2_PCR_Read of a whole selection (loops over the TPM's 8-digest answers). */
 int cscp_tpm_pcr_read(cscp_tpm_t *t, const TPML_PCR_SELECTION *sel, cscp_pcr_value_t **ret, size_t *ret_n);
+/* Allocated PCR banks this library can replay (sha1/256/384/512), in the TPM's order. */
+int cscp_tpm_pcr_banks(cscp_tpm_t *t, uint16_t *ret, size_t max, size_t *ret_n);
 /* TPM2_PCR_Extend of one bank's PCR with a digest (tests, and vtpmd later). */
 int cscp_tpm_pcr_extend(cscp_tpm_t *t, unsigned pcr, uint16_t hash_alg, const uint8_t *digest, size_t len);
+
+/*
+ * For vtpmd's manufacture (vtpmd/manufacture.c), which does TPM work this
+ * module does not wrap (platform hierarchy, NV, EvictControl) on the same
+ * context. Nothing here hands out a TSS2_RC.
+ */
+/* The ESYS context of t (owned by t, valid until cscp_tpm_free). */
+ESYS_CONTEXT *cscp_tpm_esys(cscp_tpm_t *t);
+/* The EK template used here: TCG L-2 (ECC P-256) or L-1 (RSA 2048), reference.md 2.1. */
+void cscp_tpm_ek_template(cscp_key_alg_t alg, TPM2B_PUBLIC *ret);
+/* The AK template: restricted signing, fixedTPM/fixedParent, ECDSA P-256 or RSASSA 2048, SHA-256. */
+void cscp_tpm_ak_template(cscp_key_alg_t alg, TPM2B_PUBLIC *ret);
+/*
+ * Makes the persistent key at handle t's AK (checked to be an AK of alg):
+ * cscp_tpm_quote and cscp_tpm_ak_public then use it. -ENOENT when there is
+ * no object at handle, CSCP_E_STATE when it is not an AK.
+ */
+int cscp_tpm_ak_use_persistent(cscp_tpm_t *t, uint32_t handle, cscp_key_alg_t alg);

@@ -54,6 +54,7 @@ struct cscp_tpm {
         TSS2_TCTI_CONTEXT *tcti;
         ESYS_CONTEXT *esys;
         ESYS_TR ak;
+        bool ak_persistent; /* ak is a persistent handle: closed, never flushed */
         uint8_t ak_public[sizeof(TPMT_PUBLIC)];
         size_t ak_public_len;
 };
@@ -82,6 +83,21 @@ static void flush(cscp_tpm_t *t, ESYS_TR *h)
         if (rc != TSS2_RC_SUCCESS)
                 log_debug("FlushContext: 0x%08x %s", (unsigned)rc, Tss2_RC_Decode(rc));
         *h = ESYS_TR_NONE;
+}
+
+/* Lets go of the AK: a loaded one is flushed, a persistent one only forgotten by ESYS. */
+static void ak_release(cscp_tpm_t *t)
+{
+        TSS2_RC rc;
+
+        if (t->ak != ESYS_TR_NONE && t->ak_persistent) {
+                rc = Esys_TR_Close(t->esys, &t->ak);
+                if (rc != TSS2_RC_SUCCESS)
+                        log_debug("TR_Close: 0x%08x %s", (unsigned)rc, Tss2_RC_Decode(rc));
+                t->ak = ESYS_TR_NONE;
+        }
+        flush(t, &t->ak);
+        t->ak_persistent = false;
 }
 
 int cscp_tpm_open(const char *tcti, cscp_tpm_t **ret)
@@ -130,7 +146,7 @@ void cscp_tpm_free(cscp_tpm_t *t)
         if (!t)
                 return;
         if (t->esys) {
-                flush(t, &t->ak);
+                ak_release(t);
                 Esys_Finalize(&t->esys);
         }
         if (t->tcti)
@@ -141,7 +157,7 @@ void cscp_tpm_free(cscp_tpm_t *t)
 /* --- templates ------------------------------------------------------------------------- */
 
 /* TCG EK Credential Profile low range: L-2 (ECC P-256) or L-1 (RSA 2048) (reference.md §2.1). */
-static void ek_template(cscp_key_alg_t alg, TPM2B_PUBLIC *ret)
+void cscp_tpm_ek_template(cscp_key_alg_t alg, TPM2B_PUBLIC *ret)
 {
         TPMT_PUBLIC *p = &ret->publicArea;
 
@@ -175,7 +191,7 @@ static void ek_template(cscp_key_alg_t alg, TPM2B_PUBLIC *ret)
         }
 }
 
-static void ak_template(cscp_key_alg_t alg, TPM2B_PUBLIC *ret)
+void cscp_tpm_ak_template(cscp_key_alg_t alg, TPM2B_PUBLIC *ret)
 {
         TPMT_PUBLIC *p = &ret->publicArea;
 
@@ -208,7 +224,7 @@ static bool ak_public_ok(cscp_key_alg_t alg, const TPMT_PUBLIC *p)
         TPM2B_PUBLIC tmpl;
         const TPMT_PUBLIC *w = &tmpl.publicArea;
 
-        ak_template(alg, &tmpl);
+        cscp_tpm_ak_template(alg, &tmpl);
         if (p->type != w->type || p->nameAlg != w->nameAlg || p->objectAttributes != w->objectAttributes ||
             p->authPolicy.size != 0)
                 return false;
@@ -306,7 +322,7 @@ static int ek_create(cscp_tpm_t *t, cscp_key_alg_t alg, ESYS_TR *ret)
         ESYS_TR ek = ESYS_TR_NONE;
         TSS2_RC rc;
 
-        ek_template(alg, &tmpl);
+        cscp_tpm_ek_template(alg, &tmpl);
         rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens,
                                 &tmpl, &outside, &creation_pcr, &ek, NULL, NULL, NULL, NULL);
         if (rc != TSS2_RC_SUCCESS)
@@ -399,7 +415,7 @@ static int ak_create(cscp_tpm_t *t, cscp_key_alg_t alg, TPM2B_PUBLIC *ret_pub, T
         r = ek_policy_session(t, &s);
         if (r < 0)
                 goto out_ek;
-        ak_template(alg, &tmpl);
+        cscp_tpm_ak_template(alg, &tmpl);
         rc = Esys_Create(t->esys, ek, s, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &creation_pcr, &out_priv,
                          &out_pub, NULL, NULL, NULL);
         if (rc != TSS2_RC_SUCCESS) {
@@ -510,7 +526,7 @@ int cscp_tpm_ak_load_or_create(cscp_tpm_t *t, const char *state_dir, cscp_key_al
         r = ak_set_public(t, &pub.publicArea);
         if (r < 0)
                 goto out_flush;
-        flush(t, &t->ak); /* a previously loaded AK */
+        ak_release(t); /* a previously loaded AK */
         t->ak = ak;
         ak = ESYS_TR_NONE;
         if (ret_created)
@@ -537,6 +553,56 @@ int cscp_tpm_ak_public(cscp_tpm_t *t, const uint8_t **ret, size_t *ret_len)
         *ret = t->ak_public;
         *ret_len = t->ak_public_len;
         return 0;
+}
+
+ESYS_CONTEXT *cscp_tpm_esys(cscp_tpm_t *t)
+{
+        return t ? t->esys : NULL;
+}
+
+int cscp_tpm_ak_use_persistent(cscp_tpm_t *t, uint32_t handle, cscp_key_alg_t alg)
+{
+        TPM2B_PUBLIC *pub = NULL;
+        ESYS_TR h = ESYS_TR_NONE;
+        TSS2_RC rc;
+        int r;
+
+        if (!t)
+                return -EINVAL;
+        if (alg != CSCP_KEY_ECC_P256 && alg != CSCP_KEY_RSA_2048)
+                return CSCP_E_UNSUPPORTED;
+        if ((handle >> 24) != TPM2_HT_PERSISTENT)
+                return -EINVAL;
+        rc = Esys_TR_FromTPMPublic(t->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &h);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = tss_fail("TR_FromTPMPublic(AK)", rc);
+                if (tpm_rejected(rc))
+                        r = -ENOENT; /* no object at that handle */
+                return r;
+        }
+        rc = Esys_ReadPublic(t->esys, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL, NULL);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = tss_fail("ReadPublic(AK)", rc);
+                goto out;
+        }
+        if (!ak_public_ok(alg, &pub->publicArea)) {
+                log_debug("persistent handle 0x%08x is not an AK of the expected kind", (unsigned)handle);
+                r = CSCP_E_STATE;
+                goto out;
+        }
+        r = ak_set_public(t, &pub->publicArea);
+        if (r < 0)
+                goto out;
+        ak_release(t);
+        t->ak = h;
+        t->ak_persistent = true;
+        h = ESYS_TR_NONE;
+        r = 0;
+out:
+        Esys_Free(pub);
+        if (h != ESYS_TR_NONE)
+                (void)Esys_TR_Close(t->esys, &h);
+        return r;
 }
 
 /* --- PCRs ------------------------------------------------------------------------------ */
@@ -698,6 +764,46 @@ int cscp_tpm_pcr_read(cscp_tpm_t *t, const TPML_PCR_SELECTION *sel, cscp_pcr_val
         r = 0;
 out:
         free(vals);
+        return r;
+}
+
+int cscp_tpm_pcr_banks(cscp_tpm_t *t, uint16_t *ret, size_t max, size_t *ret_n)
+{
+        TPMS_CAPABILITY_DATA *cap = NULL;
+        TPMI_YES_NO more = TPM2_NO;
+        size_t n = 0;
+        TSS2_RC rc;
+        int r = 0;
+
+        if (!t || !ret || !ret_n)
+                return -EINVAL;
+        rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_PCRS, 0, 1, &more, &cap);
+        if (rc != TSS2_RC_SUCCESS)
+                return tss_fail("GetCapability(PCRS)", rc);
+        if (cap->capability != TPM2_CAP_PCRS || cap->data.assignedPCR.count > TPM2_NUM_PCR_BANKS) {
+                log_debug("GetCapability(PCRS): unexpected answer");
+                r = CSCP_E_TPM;
+                goto out;
+        }
+        for (uint32_t i = 0; i < cap->data.assignedPCR.count; i++) {
+                const TPMS_PCR_SELECTION *s = &cap->data.assignedPCR.pcrSelections[i];
+                bool any = false;
+
+                if (cscp_hash_alg_size(s->hash) == 0)
+                        continue; /* a bank we cannot replay (SM3, SHA3) */
+                for (unsigned k = 0; k < s->sizeofSelect && k < TPM2_PCR_SELECT_MAX; k++)
+                        any |= s->pcrSelect[k] != 0;
+                if (!any)
+                        continue;
+                if (n == max) {
+                        r = -ENOBUFS;
+                        goto out;
+                }
+                ret[n++] = s->hash;
+        }
+        *ret_n = n;
+out:
+        Esys_Free(cap);
         return r;
 }
 
