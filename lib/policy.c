@@ -953,7 +953,8 @@ static int appraise_ima(cscp_appraisal_t *a, const cscp_event_t *ev)
         {
                 ima_allow_t key = {.path = (char *)e->path};
                 const ima_allow_t *found =
-                        bsearch(&key, p->ima_allow, p->n_ima_allow, sizeof(*p->ima_allow), cmp_allow);
+                        p->n_ima_allow ? bsearch(&key, p->ima_allow, p->n_ima_allow, sizeof(*p->ima_allow), cmp_allow)
+                                       : NULL;
                 if (found && !digest_in(found->digests, found->n, e->hash_alg, e->digest, e->digest_len))
                         r = violate(a, "ima.allow", ev, "%s: digest %s:%s is not one of the %zu allowed", e->path,
                                     e->hash_alg ? cscp_hash_alg_name(e->hash_alg) : "md5", hex, found->n);

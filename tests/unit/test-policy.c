@@ -229,7 +229,8 @@ static size_t ima_data(uint8_t *out, const char *alg, uint8_t fill, size_t dlen,
                 l = (uint32_t)sig_len;
                 memcpy(out + off, &l, 4);
                 off += 4;
-                memcpy(out + off, sig, sig_len);
+                if (sig_len)
+                        memcpy(out + off, sig, sig_len);
                 off += sig_len;
         }
         return off;

@@ -1,0 +1,780 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vtpmd end to end: a real swtpm as the host TPM, the real vtpmd binary
+ * supervising real swtpm vTPMs, vtpmctl and the control-API client library,
+ * tpm2-tools driving each vTPM through its socket, `cscp eventlog replay`
+ * as the independent reader of the logs.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+
+#include "core.h"
+#include "error.h"
+#include "harness.h"
+#include "pcr.h"
+#include "tpm.h"
+#include "util.h"
+
+#define TOOL_TIMEOUT_MS 60000
+#define N_MANY          20
+
+static char *dir, *pki, *state, *run, *ready, *sock_path, *vlog;
+static harness_swtpm_t host;
+static harness_proc_t vd;
+
+/* ---- processes ------------------------------------------------------------------ */
+
+static char *vtpmd_bin(void)
+{
+        return harness_path(harness_path(harness_build_dir(), "vtpmd"), "vtpmd");
+}
+
+static char *vtpmctl_bin(void)
+{
+        return harness_path(harness_path(harness_build_dir(), "vtpmd"), "vtpmctl");
+}
+
+static int start_vtpmd(const char *const *extra)
+{
+        char *argv[40];
+        size_t n = 0;
+        int r;
+
+        argv[n++] = vtpmd_bin();
+        argv[n++] = "--tcti";
+        argv[n++] = host.tcti;
+        argv[n++] = "--state-dir";
+        argv[n++] = state;
+        argv[n++] = "--run-dir";
+        argv[n++] = run;
+        argv[n++] = "--vtpm-ca";
+        argv[n++] = harness_path(pki, "vtpm-ca.pem");
+        argv[n++] = "--vtpm-ca-key";
+        argv[n++] = harness_path(pki, "vtpm-ca-key.pem");
+        argv[n++] = "--ready-file";
+        argv[n++] = ready;
+        argv[n++] = "--stop-instances";
+        argv[n++] = "-v";
+        for (; extra && *extra && n < 38; extra++)
+                argv[n++] = (char *)*extra;
+        argv[n] = NULL;
+        (void)unlink(ready);
+        free(vd.log); /* from the previous vtpmd of this test, if any */
+        vd.log = NULL;
+        r = harness_spawn(argv, vlog, &vd);
+        if (r < 0)
+                return r;
+        r = harness_wait_path(ready, 30000);
+        if (r < 0) {
+                harness_dump_log(&vd);
+                return r;
+        }
+        return 0;
+}
+
+/* Kills every swtpm a vtpmd of this test left behind (a failed test, a kill -9): any process whose command line
+ * names our state directory. */
+static void kill_leftovers(void)
+{
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+
+        if (!d)
+                return;
+        while ((e = readdir(d))) {
+                char path[64], buf[4096];
+                size_t n;
+                FILE *f;
+                int pid = atoi(e->d_name);
+
+                if (pid <= 1 || pid == getpid())
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+                f = fopen(path, "r");
+                if (!f)
+                        continue;
+                n = fread(buf, 1, sizeof(buf) - 1, f);
+                fclose(f);
+                for (size_t i = 0; i < n; i++)
+                        if (buf[i] == '\0')
+                                buf[i] = ' ';
+                buf[n] = '\0';
+                if (strncmp(buf, "/usr/bin/swtpm", 14) != 0 && strncmp(buf, "swtpm", 5) != 0)
+                        continue;
+                if (strstr(buf, state))
+                        kill(pid, SIGKILL);
+        }
+        closedir(d);
+}
+
+static void setup(void)
+{
+        dir = harness_tmpdir();
+        pki = harness_path(dir, "pki");
+        state = harness_path(dir, "state");
+        run = harness_path(dir, "r");
+        ready = harness_path(dir, "ready");
+        sock_path = harness_path(run, "vtpmd.sock");
+        vlog = harness_path(dir, "vtpmd.log");
+        cr_assert_eq(harness_mkcerts(pki), 0, "certs/mkcerts failed");
+        cr_assert_eq(access(harness_path(pki, "vtpm-ca.pem"), R_OK), 0, "mkcerts made no vtpm-ca.pem");
+        cr_assert_eq(harness_swtpm_start(harness_path(dir, "host"), &host), 0, "host swtpm did not start");
+}
+
+static void teardown(void)
+{
+        int st = 0;
+        bool clean = true;
+        if (vd.pid > 0) {
+                /* A clean stop exits 0: under ASan this is where vtpmd's leaks and errors would show. */
+                st = harness_stop(&vd, SIGTERM, 20000);
+                clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+                if (!clean)
+                        harness_dump_log(&vd);
+        }
+        free(vd.log);
+        vd.log = NULL;
+        kill_leftovers();
+        harness_swtpm_stop(&host);
+        cr_assert(clean, "vtpmd did not stop cleanly on SIGTERM (wait status 0x%x)", (unsigned)st);
+}
+
+/* ---- client -------------------------------------------------------------------- */
+
+static Vtpmd__VtpmResponse *call(Vtpmd__VtpmRequest *req)
+{
+        vtpmd_client_t *c = NULL;
+        Vtpmd__VtpmResponse *resp = NULL;
+        int r;
+
+        r = vtpmd_client_connect(sock_path, 120000, &c);
+        cr_assert_eq(r, 0, "connect %s: %s", sock_path, cscp_strerror(r));
+        r = vtpmd_client_call(c, req, &resp);
+        vtpmd_client_free(c);
+        if (r < 0)
+                harness_dump_log(&vd);
+        cr_assert_eq(r, 0, "control call: %s", cscp_strerror(r));
+        return resp;
+}
+
+static Vtpmd__ErrorCode err_of(Vtpmd__VtpmResponse *resp)
+{
+        return resp->body_case == VTPMD__VTPM_RESPONSE__BODY_ERROR ? resp->error->code
+                                                                   : VTPMD__ERROR_CODE__ERR_UNSPECIFIED;
+}
+
+static Vtpmd__VtpmResponse *create_req(const char *id)
+{
+        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
+        Vtpmd__Create cr = VTPMD__CREATE__INIT;
+        Vtpmd__Measurements ms = VTPMD__MEASUREMENTS__INIT;
+        char *args[] = {"/bin/sh", "-c", "sleep infinity"};
+        char *env[] = {"PATH=/usr/bin:/bin", "SERVICE_PORT=8080"};
+
+        ms.runtime_name = "runc";
+        ms.runtime_version = "1.1.12";
+        ms.config_digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        ms.args = args;
+        ms.n_args = 3;
+        ms.env = env;
+        ms.n_env = 2;
+        cr.container_id = (char *)id;
+        cr.measurements = &ms;
+        req.body_case = VTPMD__VTPM_REQUEST__BODY_CREATE;
+        req.create = &cr;
+        return call(&req);
+}
+
+static Vtpmd__VtpmResponse *create_ok(const char *id)
+{
+        Vtpmd__VtpmResponse *resp = create_req(id);
+        if (resp->body_case == VTPMD__VTPM_RESPONSE__BODY_ERROR) {
+                harness_dump_log(&vd);
+                cr_assert_fail("Create %s: %s: %s", id, vtpmd_error_code_name(resp->error->code), resp->error->message);
+        }
+        cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_CREATED);
+        return resp;
+}
+
+static Vtpmd__VtpmResponse *destroy_req(const char *id, bool keep)
+{
+        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
+        Vtpmd__Destroy de = VTPMD__DESTROY__INIT;
+
+        de.container_id = (char *)id;
+        de.keep_state = keep;
+        req.body_case = VTPMD__VTPM_REQUEST__BODY_DESTROY;
+        req.destroy = &de;
+        return call(&req);
+}
+
+static Vtpmd__VtpmResponse *list_req(void)
+{
+        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
+        Vtpmd__List li = VTPMD__LIST__INIT;
+
+        req.body_case = VTPMD__VTPM_REQUEST__BODY_LIST;
+        req.list = &li;
+        Vtpmd__VtpmResponse *resp = call(&req);
+        cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_LISTED, "List failed");
+        return resp;
+}
+
+static Vtpmd__VtpmResponse *status_req(const char *id)
+{
+        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
+        Vtpmd__Status st = VTPMD__STATUS__INIT;
+
+        st.container_id = (char *)id;
+        req.body_case = VTPMD__VTPM_REQUEST__BODY_STATUS;
+        req.status = &st;
+        return call(&req);
+}
+
+static void assert_serving(void)
+{
+        Vtpmd__VtpmResponse *resp = list_req();
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        cr_assert(harness_alive(&vd), "vtpmd died");
+}
+
+/* ---- reading PCRs ----------------------------------------------------------------- */
+
+/* tpm2_pcrread sha256:<pcr> through tcti; returns the lower-case hex value. */
+static char *pcrread(const char *tcti, unsigned pcr)
+{
+        char sel[32], want[16];
+        char *argv[] = {"tpm2_pcrread", sel, NULL};
+        char *out = NULL, *err = NULL, *p, *hex;
+        int code = -1;
+
+        snprintf(sel, sizeof(sel), "sha256:%u", pcr);
+        setenv("TPM2TOOLS_TCTI", tcti, 1);
+        cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &out, &err), 0);
+        cr_assert_eq(code, 0, "tpm2_pcrread %s via %s: %s", sel, tcti, err);
+        snprintf(want, sizeof(want), "%u: 0x", pcr);
+        p = strstr(out, want);
+        cr_assert(p, "no PCR %u in: %s", pcr, out);
+        p += strlen(want);
+        hex = calloc(1, 65);
+        for (size_t i = 0; i < 64 && p[i]; i++)
+                hex[i] = (char)(p[i] >= 'A' && p[i] <= 'F' ? p[i] - 'A' + 'a' : p[i]);
+        free(out);
+        free(err);
+        return harness_keep(hex);
+}
+
+/* `cscp eventlog replay LOG --format cel-tlv --json`: the sha256 value of pcr (NULL if the log never extends it). */
+static char *replay(const char *log, unsigned pcr)
+{
+        char *argv[] = {harness_path(harness_build_dir(), "cscp"),
+                        "eventlog",
+                        "replay",
+                        (char *)log,
+                        "--format",
+                        "cel-tlv",
+                        "--json",
+                        NULL};
+        char *out = NULL, *err = NULL, key[8], *res = NULL;
+        struct json_object *j, *bank, *v;
+        int code = -1;
+
+        cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &out, &err), 0);
+        cr_assert_eq(code, 0, "cscp eventlog replay %s: %s", log, err);
+        j = json_tokener_parse(out);
+        cr_assert(j, "replay output is not JSON: %s", out);
+        snprintf(key, sizeof(key), "%u", pcr);
+        if (json_object_object_get_ex(j, "sha256", &bank) && json_object_object_get_ex(bank, key, &v))
+                res = harness_keep(strdup(json_object_get_string(v)));
+        json_object_put(j);
+        free(out);
+        free(err);
+        return res;
+}
+
+static void assert_host_pcr_matches_log(void)
+{
+        char *tpm = pcrread(host.tcti, 15);
+        char *log = replay(harness_path(state, "host.log"), 15);
+
+        cr_assert(log, "host log extends no PCR 15");
+        cr_assert_str_eq(tpm, log, "host PCR 15 %s != replay of the host log %s", tpm, log);
+}
+
+static void assert_vtpm_matches_log(const char *sock, const char *log)
+{
+        char tcti[PATH_MAX + 16];
+
+        snprintf(tcti, sizeof(tcti), "swtpm:path=%s", sock);
+        for (unsigned pcr = 11; pcr <= 12; pcr++) {
+                char *want = replay(log, pcr);
+                char *have = pcrread(tcti, pcr);
+                if (!want)
+                        want = "0000000000000000000000000000000000000000000000000000000000000000";
+                cr_assert_str_eq(have, want, "vTPM %s PCR %u = %s, container log replay = %s", sock, pcr, have, want);
+        }
+}
+
+static void getrandom_via(const char *sock)
+{
+        char tcti[PATH_MAX + 16];
+        char *argv[] = {"tpm2_getrandom", "--hex", "16", NULL};
+        char *out = NULL, *err = NULL;
+        int code = -1;
+
+        snprintf(tcti, sizeof(tcti), "swtpm:path=%s", sock);
+        setenv("TPM2TOOLS_TCTI", tcti, 1);
+        cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &out, &err), 0);
+        cr_assert_eq(code, 0, "tpm2_getrandom via %s: %s", sock, err);
+        cr_assert_eq(strlen(out), 32, "tpm2_getrandom printed '%s'", out);
+        free(out);
+        free(err);
+}
+
+/* Polls Status until the instance is in want_state with at least min_restarts; returns its swtpm pid. */
+static uint32_t wait_state(const char *id, const char *want_state, unsigned min_restarts, int timeout_ms)
+{
+        for (int waited = 0;; waited += 50) {
+                Vtpmd__VtpmResponse *resp = status_req(id);
+                uint32_t pid = 0;
+                if (resp->body_case == VTPMD__VTPM_RESPONSE__BODY_STATUS &&
+                    strcmp(resp->status->instance->state, want_state) == 0 &&
+                    resp->status->instance->restarts >= min_restarts)
+                        pid = resp->status->instance->pid;
+                vtpmd__vtpm_response__free_unpacked(resp, NULL);
+                if (pid)
+                        return pid;
+                if (waited > timeout_ms) {
+                        harness_dump_log(&vd);
+                        cr_assert_fail("%s never reached state %s with %u restarts", id, want_state, min_restarts);
+                }
+                usleep(50000);
+        }
+}
+
+static int run_vtpmctl(char **out, char **err, const char *const *args)
+{
+        char *argv[32];
+        size_t n = 0;
+        int code = -1;
+        char *o = NULL, *e = NULL;
+
+        argv[n++] = vtpmctl_bin();
+        argv[n++] = "--socket";
+        argv[n++] = sock_path;
+        for (; *args && n < 31; args++)
+                argv[n++] = (char *)*args;
+        argv[n] = NULL;
+        cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &o, &e), 0);
+        harness_keep(o);
+        harness_keep(e);
+        if (out)
+                *out = o;
+        if (err)
+                *err = e;
+        return code;
+}
+
+/* Alive and not a zombie (an adopted swtpm that exited waits for init to reap it). */
+static bool proc_alive(pid_t pid)
+{
+        char path[64], buf[512];
+        FILE *f;
+        size_t n;
+        char *rp;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        f = fopen(path, "r");
+        if (!f)
+                return false;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        rp = strrchr(buf, ')');
+        return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+static uint64_t now_us(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+TestSuite(vtpmd, .init = setup, .fini = teardown, .timeout = 560);
+
+/*
+ * 20 vTPMs, each driven with tpm2-tools; the host PCR replays; one vTPM killed
+ * and restarted with its PCRs re-extended; vtpmd killed and re-adopting them all;
+ * Destroy with and without keep_state.
+ */
+Test(vtpmd, many_instances_supervised_and_readopted)
+{
+        char ids[N_MANY][32];
+        uint32_t pids[N_MANY];
+        char socks[N_MANY][PATH_MAX], logs[N_MANY][PATH_MAX], dirs[N_MANY][PATH_MAX];
+        uint64_t total = 0;
+
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not start");
+        for (int i = 0; i < N_MANY; i++) {
+                uint64_t t0 = now_us();
+                snprintf(ids[i], sizeof(ids[i]), "ctr-%02d.app_x+y", i);
+                Vtpmd__VtpmResponse *resp = create_ok(ids[i]);
+                total += now_us() - t0;
+                const Vtpmd__Instance *in = resp->created->instance;
+                cr_assert_str_eq(in->container_id, ids[i]);
+                cr_assert_str_eq(in->state, "ready");
+                cr_assert(in->pid > 0);
+                cr_assert_gt(resp->created->ek_certificate.len, 100, "no EK certificate");
+                cr_assert_gt(resp->created->ak_public.len, 0);
+                snprintf(socks[i], sizeof(socks[i]), "%s", in->socket);
+                snprintf(logs[i], sizeof(logs[i]), "%s", in->log);
+                snprintf(dirs[i], sizeof(dirs[i]), "%s", in->state_dir);
+                pids[i] = in->pid;
+                {
+                        char want[PATH_MAX];
+                        snprintf(want, sizeof(want), "%s/vtpm/%s/tpm.sock", run, ids[i]);
+                        cr_assert_str_eq(in->socket, want);
+                }
+                vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        }
+        fprintf(stderr, "test-vtpmd: %d Creates without pool: mean %.1f ms\n", N_MANY, (double)total / N_MANY / 1000.0);
+
+        for (int i = 0; i < N_MANY; i++) {
+                getrandom_via(socks[i]);
+                assert_vtpm_matches_log(socks[i], logs[i]);
+        }
+        Vtpmd__VtpmResponse *li = list_req();
+        cr_assert_eq(li->listed->n_instances, N_MANY);
+        vtpmd__vtpm_response__free_unpacked(li, NULL);
+        {
+                char *out = NULL;
+                const char *args[] = {"list", NULL};
+                cr_assert_eq(run_vtpmctl(&out, NULL, args), 0);
+                cr_assert(strstr(out, ids[7]), "vtpmctl list does not show %s: %s", ids[7], out);
+                const char *sargs[] = {"status", ids[3], NULL};
+                cr_assert_eq(run_vtpmctl(&out, NULL, sargs), 0);
+                cr_assert(strstr(out, "state: ready"), "vtpmctl status: %s", out);
+        }
+        assert_host_pcr_matches_log();
+
+        /* A measurement after Create, then kill -9 that vTPM's swtpm. */
+        {
+                const char *args[] = {"measure", ids[5],        "--pcr",   "11",          "--kind", "container",
+                                      "--field", "event=start", "--field", "value=hello", NULL};
+                char *err = NULL;
+                cr_assert_eq(run_vtpmctl(NULL, &err, args), 0, "vtpmctl measure: %s", err);
+        }
+        char tcti5[PATH_MAX + 16];
+        snprintf(tcti5, sizeof(tcti5), "swtpm:path=%s", socks[5]);
+        char *before5 = pcrread(tcti5, 11);
+        cr_assert_eq(kill((pid_t)pids[5], SIGKILL), 0);
+        uint32_t pid5 = wait_state(ids[5], "ready", 1, 30000);
+        cr_assert_neq(pid5, pids[5], "swtpm was not restarted");
+        pids[5] = pid5;
+        assert_vtpm_matches_log(socks[5], logs[5]);
+        cr_assert_str_eq(pcrread(tcti5, 11), before5, "PCR 11 not restored after the restart");
+        for (int i = 0; i < N_MANY; i++) {
+                if (i == 5)
+                        continue;
+                Vtpmd__VtpmResponse *st = status_req(ids[i]);
+                cr_assert_eq(st->status->instance->pid, pids[i], "%s was touched", ids[i]);
+                cr_assert_eq(st->status->instance->restarts, 0);
+                vtpmd__vtpm_response__free_unpacked(st, NULL);
+        }
+
+        /* kill -9 vtpmd: the next one re-adopts every running swtpm; nothing is lost. */
+        cr_assert_eq(kill(vd.pid, SIGKILL), 0);
+        harness_wait(&vd, 10000, NULL);
+        vd.pid = 0;
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not restart");
+        li = list_req();
+        if (li->listed->n_instances != N_MANY)
+                harness_dump_log(&vd);
+        cr_assert_eq(li->listed->n_instances, N_MANY, "instances lost across kill -9 of vtpmd");
+        vtpmd__vtpm_response__free_unpacked(li, NULL);
+        for (int i = 0; i < N_MANY; i++) {
+                Vtpmd__VtpmResponse *st = status_req(ids[i]);
+                cr_assert_eq(st->body_case, VTPMD__VTPM_RESPONSE__BODY_STATUS);
+                if (st->status->instance->pid != pids[i])
+                        harness_dump_log(&vd);
+                cr_assert_eq(st->status->instance->pid, pids[i], "%s: swtpm not re-adopted", ids[i]);
+                cr_assert_str_eq(st->status->instance->state, "ready");
+                vtpmd__vtpm_response__free_unpacked(st, NULL);
+                assert_vtpm_matches_log(socks[i], logs[i]);
+        }
+        /* An adopted instance is still supervised. */
+        cr_assert_eq(kill((pid_t)pids[9], SIGKILL), 0);
+        cr_assert_neq(wait_state(ids[9], "ready", 1, 30000), pids[9]);
+        assert_vtpm_matches_log(socks[9], logs[9]);
+
+        /* Quote through the API. */
+        {
+                const char *args[] = {"quote",  ids[2],         "--nonce", "00112233445566778899aabbccddeeff0011223344",
+                                      "--pcrs", "sha256:11,12", NULL};
+                char *out = NULL, *err = NULL;
+                cr_assert_eq(run_vtpmctl(&out, &err, args), 0, "vtpmctl quote: %s", err);
+                cr_assert(strstr(out, "attest: ff544347"), "quote output: %s", out);
+        }
+
+        /* Destroy wipes; keep_state keeps. */
+        {
+                const char *args[] = {"destroy", ids[0], NULL};
+                char *err = NULL;
+                cr_assert_eq(run_vtpmctl(NULL, &err, args), 0, "vtpmctl destroy: %s", err);
+                cr_assert_neq(access(dirs[0], F_OK), 0, "state of %s not wiped", ids[0]);
+                cr_assert_neq(access(socks[0], F_OK), 0, "socket of %s still there", ids[0]);
+                cr_assert(!proc_alive((pid_t)pids[0]), "swtpm of %s still running", ids[0]);
+        }
+        {
+                Vtpmd__VtpmResponse *resp = destroy_req(ids[1], true);
+                cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_DESTROYED);
+                cr_assert(resp->destroyed->kept_state_dir[0], "no kept_state_dir");
+                char *kept = harness_path(resp->destroyed->kept_state_dir, "tpm2-00.permall");
+                cr_assert_eq(access(kept, F_OK), 0, "kept state %s missing", kept);
+                vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        }
+        assert_host_pcr_matches_log();
+        li = list_req();
+        cr_assert_eq(li->listed->n_instances, N_MANY - 2);
+        vtpmd__vtpm_response__free_unpacked(li, NULL);
+}
+
+/* Bad input of every kind: a clear error each time, and vtpmd keeps serving. */
+Test(vtpmd, bad_input_clear_errors)
+{
+        const char *extra[] = {"--max-instances", "2", "--max-frame", "4096", NULL};
+        Vtpmd__VtpmResponse *resp;
+
+        cr_assert_eq(start_vtpmd(extra), 0, "vtpmd did not start");
+        resp = create_ok("one");
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        resp = create_req("one");
+        cr_assert_eq(err_of(resp), VTPMD__ERROR_CODE__ERR_EXISTS, "duplicate Create: %d", err_of(resp));
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        resp = destroy_req("nobody", false);
+        cr_assert_eq(err_of(resp), VTPMD__ERROR_CODE__ERR_NOT_FOUND);
+        cr_assert(strstr(resp->error->message, "nobody"), "message: %s", resp->error->message);
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        {
+                char longid[200];
+                memset(longid, 'a', sizeof(longid) - 1);
+                longid[sizeof(longid) - 1] = '\0';
+                const char *bad[] = {"", "../etc", "-x", ".hidden", "a/b", "a b", "x\xc3\xa9", longid};
+                for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                        resp = create_req(bad[i]);
+                        cr_assert_eq(err_of(resp), VTPMD__ERROR_CODE__ERR_BAD_REQUEST, "id '%s' accepted", bad[i]);
+                        cr_assert(strstr(resp->error->message, "invalid container id"), "%s", resp->error->message);
+                        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+                }
+        }
+        assert_serving();
+
+        /* The instance limit. */
+        resp = create_ok("two");
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        resp = create_req("three");
+        cr_assert_eq(err_of(resp), VTPMD__ERROR_CODE__ERR_LIMIT);
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        /* Garbage, zero-length, oversize and wrong-version frames on raw connections. */
+        struct {
+                const char *what;
+                uint8_t bytes[16];
+                size_t len;
+                Vtpmd__ErrorCode want;
+        } raw[] = {
+                {"garbage", {0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 10, VTPMD__ERROR_CODE__ERR_BAD_REQUEST},
+                {"zero length", {0, 0, 0, 0}, 4, VTPMD__ERROR_CODE__ERR_BAD_REQUEST},
+                {"oversize", {0x7f, 0xff, 0xff, 0xff}, 4, VTPMD__ERROR_CODE__ERR_TOO_LARGE},
+                {"version 2", {0, 0, 0, 4, 0x08, 0x02, 0x22, 0x00}, 8, VTPMD__ERROR_CODE__ERR_VERSION},
+                {"no body", {0, 0, 0, 2, 0x08, 0x01}, 6, VTPMD__ERROR_CODE__ERR_BAD_REQUEST},
+        };
+        for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+                struct sockaddr_un sa = {.sun_family = AF_UNIX};
+                uint8_t buf[4096];
+                size_t got = 0;
+                int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+                Vtpmd__VtpmResponse *r = NULL;
+
+                strcpy(sa.sun_path, sock_path);
+                cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+                cr_assert_eq(write(fd, raw[i].bytes, raw[i].len), (ssize_t)raw[i].len);
+                for (ssize_t n; (n = read(fd, buf + got, sizeof(buf) - got)) > 0;)
+                        got += (size_t)n;
+                close(fd);
+                cr_assert_gt(got, 4, "%s: no answer", raw[i].what);
+                cr_assert_eq(vtpmd_response_unpack(buf + 4, got - 4, &r), 0, "%s: answer unreadable", raw[i].what);
+                cr_assert_eq(err_of(r), raw[i].want, "%s: got %s", raw[i].what, vtpmd_error_code_name(err_of(r)));
+                vtpmd__vtpm_response__free_unpacked(r, NULL);
+        }
+        assert_serving();
+
+        /* A client with the wrong uid (the test directory is opened for it to reach the socket at all). */
+        cr_assert_eq(chmod(dir, 0711), 0);
+        cr_assert_eq(chmod(sock_path, 0666), 0);
+        {
+                int p[2];
+                cr_assert_eq(pipe(p), 0);
+                pid_t pid = fork();
+                cr_assert_neq(pid, -1);
+                if (pid == 0) {
+                        vtpmd_client_t *c = NULL;
+                        Vtpmd__VtpmResponse *r = NULL;
+                        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
+                        Vtpmd__List l = VTPMD__LIST__INIT;
+                        int code = 0;
+                        close(p[0]);
+                        if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                                _exit(90);
+                        req.body_case = VTPMD__VTPM_REQUEST__BODY_LIST;
+                        req.list = &l;
+                        if (vtpmd_client_connect(sock_path, 10000, &c) < 0)
+                                _exit(91);
+                        if (vtpmd_client_call(c, &req, &r) < 0)
+                                _exit(92);
+                        code = err_of(r);
+                        if (write(p[1], r->error ? r->error->message : "", r->error ? strlen(r->error->message) : 0) <
+                            0)
+                                _exit(93);
+                        _exit(code);
+                }
+                close(p[1]);
+                char msg[256] = "";
+                ssize_t n = read(p[0], msg, sizeof(msg) - 1);
+                close(p[0]);
+                if (n > 0)
+                        msg[n] = '\0';
+                int st = 0;
+                cr_assert_eq(waitpid(pid, &st, 0), pid);
+                cr_assert(WIFEXITED(st));
+                cr_assert_eq(WEXITSTATUS(st), VTPMD__ERROR_CODE__ERR_PERMISSION_DENIED, "uid 65534: exit %d (%s)",
+                             WEXITSTATUS(st), msg);
+                cr_assert(strstr(msg, "permission denied"), "message: %s", msg);
+        }
+        assert_serving();
+
+        /* vtpmctl's exit codes and messages. */
+        {
+                char *err = NULL;
+                const char *dup[] = {"create", "one", NULL};
+                cr_assert_eq(run_vtpmctl(NULL, &err, dup), 2);
+                cr_assert(strstr(err, "ERR_EXISTS"), "vtpmctl: %s", err);
+                const char *usage[] = {"frobnicate", "x", NULL};
+                cr_assert_eq(run_vtpmctl(NULL, &err, usage), 1);
+        }
+        {
+                char *argv[] = {vtpmctl_bin(), "--socket", harness_path(dir, "nosuch.sock"), "list", NULL};
+                int code = -1;
+                char *o = NULL, *e = NULL;
+                cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &o, &e), 0);
+                cr_assert_eq(code, 3, "unreachable vtpmd: exit %d", code);
+                free(o);
+                free(e);
+        }
+
+        /* Destroy frees a slot; the limit counts again. */
+        resp = destroy_req("one", false);
+        cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_DESTROYED);
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        resp = create_ok("three");
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        assert_host_pcr_matches_log();
+}
+
+/* --swtpm /nonexistent: Create fails clearly, nothing is left behind, vtpmd keeps serving. */
+Test(vtpmd, missing_swtpm_binary)
+{
+        const char *extra[] = {"--swtpm", "/nonexistent/swtpm", NULL};
+        Vtpmd__VtpmResponse *resp;
+
+        cr_assert_eq(start_vtpmd(extra), 0, "vtpmd did not start");
+        resp = create_req("c1");
+        cr_assert_eq(err_of(resp), VTPMD__ERROR_CODE__ERR_SWTPM, "got %s", vtpmd_error_code_name(err_of(resp)));
+        cr_assert(strstr(resp->error->message, "/nonexistent/swtpm"), "message: %s", resp->error->message);
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        /* The failed Create released its id and its slot. */
+        for (int waited = 0;; waited += 50) {
+                Vtpmd__VtpmResponse *li = list_req();
+                size_t n = li->listed->n_instances;
+                vtpmd__vtpm_response__free_unpacked(li, NULL);
+                if (n == 0)
+                        break;
+                cr_assert_lt(waited, 10000, "failed Create still listed");
+                usleep(50000);
+        }
+        resp = create_req("c1");
+        cr_assert_eq(err_of(resp), VTPMD__ERROR_CODE__ERR_SWTPM);
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        assert_serving();
+}
+
+/* --pool 2: Create takes a pre-manufactured vTPM and the pool refills. */
+Test(vtpmd, warm_pool)
+{
+        const char *extra[] = {"--pool", "2", NULL};
+        uint64_t t_pool = 0;
+
+        cr_assert_eq(start_vtpmd(extra), 0, "vtpmd did not start");
+        for (int waited = 0;; waited += 100) {
+                Vtpmd__VtpmResponse *li = list_req();
+                unsigned ready_n = li->listed->pool_ready;
+                vtpmd__vtpm_response__free_unpacked(li, NULL);
+                if (ready_n == 2)
+                        break;
+                cr_assert_lt(waited, 60000, "pool never filled");
+                usleep(100000);
+        }
+        for (int i = 0; i < 2; i++) {
+                char id[16];
+                snprintf(id, sizeof(id), "pooled-%d", i);
+                uint64_t t0 = now_us();
+                Vtpmd__VtpmResponse *resp = create_ok(id);
+                t_pool += now_us() - t0;
+                cr_assert(resp->created->instance->from_pool, "%s not from the pool", id);
+                char want[PATH_MAX];
+                snprintf(want, sizeof(want), "%s/vtpm/%s/tpm.sock", run, id);
+                cr_assert_str_eq(resp->created->instance->socket, want);
+                getrandom_via(want);
+                assert_vtpm_matches_log(want, resp->created->instance->log);
+                vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        }
+        fprintf(stderr, "test-vtpmd: 2 Creates from the pool: mean %.1f ms\n", (double)t_pool / 2 / 1000.0);
+        for (int waited = 0;; waited += 100) {
+                Vtpmd__VtpmResponse *li = list_req();
+                unsigned ready_n = li->listed->pool_ready;
+                vtpmd__vtpm_response__free_unpacked(li, NULL);
+                if (ready_n == 2)
+                        break;
+                cr_assert_lt(waited, 60000, "pool never refilled");
+                usleep(100000);
+        }
+        /* Pool instances survive a vtpmd restart too. */
+        harness_stop(&vd, SIGKILL, 5000);
+        vd.pid = 0;
+        cr_assert_eq(start_vtpmd(extra), 0, "vtpmd did not restart");
+        Vtpmd__VtpmResponse *li = list_req();
+        cr_assert_eq(li->listed->n_instances, 2);
+        cr_assert_eq(li->listed->pool_ready, 2, "pool not re-adopted");
+        vtpmd__vtpm_response__free_unpacked(li, NULL);
+        Vtpmd__VtpmResponse *resp = create_ok("pooled-2");
+        cr_assert(resp->created->instance->from_pool);
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        assert_host_pcr_matches_log();
+}

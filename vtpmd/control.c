@@ -1,0 +1,1189 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Request handlers and the supervisor. Checks that need only the registry
+ * run on the loop thread; every TPM round trip and every fsync runs on the
+ * libuv threadpool (uv_queue_work). Two locks order the workers: the host
+ * log lock (one host TPM operation at a time) and each instance's lock (one
+ * conversation with a vTPM at a time, so a Measure never interleaves with a
+ * re-extension).
+ *
+ * Instance life cycle (loop thread):
+ *   Create:  pool_take -> BINDING, or new -> NEW -> provision -> BINDING;
+ *            bind work (move endpoint, measure, meta binding, vtpm-bind, meta ready) -> READY -> answer
+ *   Destroy: READY/FAILED -> DESTROYING -> stop swtpm -> vtpm-destroy, wipe/keep -> gone -> answer
+ *   Death:   READY/POOL -> RESTARTING -> spawn -> wait, re-extend the log -> READY/POOL
+ *            (more than RESTART_BURST deaths in RESTART_WINDOW_MS -> FAILED)
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#define LOGMODULE control
+#include "core.h"
+#include "error.h"
+#include "log.h"
+#include "pcr.h"
+#include "util.h"
+
+#define RESTART_BURST     5
+#define RESTART_WINDOW_MS 60000
+
+typedef struct job {
+        uv_work_t w;
+        vtpmd_t *d;
+        instance_t *inst;
+        Vtpmd__VtpmRequest *req;
+        control_reply_cb reply;
+        void *conn;
+        int r;
+        Vtpmd__ErrorCode code;
+        char msg[384];
+        uint64_t t0;
+        /* Create */
+        char endpoint[PATH_MAX], sock[PATH_MAX], ctrl[PATH_MAX], tcti[PATH_MAX + 16];
+        bool bind_logged, moved;
+        /* Quote */
+        TPML_PCR_SELECTION sel;
+        cscp_tpm_quote_t quote;
+        /* Destroy */
+        bool keep;
+        char kept[PATH_MAX];
+        /* provisioning */
+        bool for_pool;
+        instance_cb cb;
+} job_t;
+
+static uint64_t realtime_s(void)
+{
+        return (uint64_t)time(NULL);
+}
+
+/* ---- jobs ----------------------------------------------------------------- */
+
+int control_queue(vtpmd_t *d, uv_work_t *w, uv_work_cb work, uv_after_work_cb after)
+{
+        int r = uv_queue_work(d->loop, w, work, after);
+        if (r == 0)
+                d->jobs++;
+        return r;
+}
+
+void control_job_done(vtpmd_t *d)
+{
+        d->jobs--;
+        if (d->stopping && d->jobs == 0)
+                control_stop_instances(d);
+}
+
+static job_t *job_new(vtpmd_t *d, Vtpmd__VtpmRequest *req, control_reply_cb reply, void *conn)
+{
+        job_t *j = calloc(1, sizeof(*j));
+        if (!j)
+                return NULL;
+        j->d = d;
+        j->req = req;
+        j->reply = reply;
+        j->conn = conn;
+        j->w.data = j;
+        j->t0 = instance_now_ms();
+        return j;
+}
+
+static void job_free(job_t *j)
+{
+        if (!j)
+                return;
+        if (j->req)
+                vtpmd__vtpm_request__free_unpacked(j->req, NULL);
+        cscp_tpm_quote_clear(&j->quote);
+        if (j->inst)
+                instance_unref(j->inst);
+        free(j);
+}
+
+Vtpmd__ErrorCode control_error_code(int r)
+{
+        switch (r) {
+        case -ENOSPC:
+        case -EDQUOT:
+                return VTPMD__ERROR_CODE__ERR_NO_SPACE;
+        case CSCP_E_TPM:
+                return VTPMD__ERROR_CODE__ERR_TPM;
+        case CSCP_E_TIMEOUT:
+        case CSCP_E_UNSUPPORTED:
+                return VTPMD__ERROR_CODE__ERR_SWTPM;
+        case CSCP_E_TOO_BIG:
+                return VTPMD__ERROR_CODE__ERR_TOO_LARGE;
+        case -EINVAL:
+        case CSCP_E_PROTO:
+        case CSCP_E_PCRSEL:
+        case CSCP_E_NONCE:
+                return VTPMD__ERROR_CODE__ERR_BAD_REQUEST;
+        default:
+                return VTPMD__ERROR_CODE__ERR_INTERNAL;
+        }
+}
+
+static void reply_error(control_reply_cb reply, void *conn, Vtpmd__ErrorCode code, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static void reply_error(control_reply_cb reply, void *conn, Vtpmd__ErrorCode code, const char *fmt, ...)
+{
+        char msg[512];
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_info("request refused (%s): %s", vtpmd_error_code_name(code), msg);
+        if (vtpmd_error_pack(code, msg, &buf, &len) < 0)
+                buf = NULL;
+        reply(conn, buf, len);
+}
+
+static void reply_msg(control_reply_cb reply, void *conn, Vtpmd__VtpmResponse *resp)
+{
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int r = vtpmd_response_pack(resp, 64u * 1024 * 1024, &buf, &len);
+
+        if (r < 0) {
+                reply_error(reply, conn, VTPMD__ERROR_CODE__ERR_INTERNAL, "cannot encode the answer: %s",
+                            cscp_strerror(r));
+                return;
+        }
+        reply(conn, buf, len);
+}
+
+static void fill_info(const instance_t *inst, Vtpmd__Instance *info)
+{
+        vtpmd__instance__init(info);
+        info->container_id = (char *)inst->id;
+        info->uid = (char *)inst->uid;
+        info->state = (char *)instance_state_name(inst->state);
+        info->pid = inst->pid > 0 ? (uint32_t)inst->pid : 0;
+        info->socket = (char *)inst->sock;
+        info->state_dir = (char *)inst->dir;
+        info->log = (char *)inst->log;
+        info->restarts = inst->restarts;
+        if (inst->have_ident) {
+                info->ek_sha256 = (ProtobufCBinaryData){.data = (uint8_t *)inst->ident.ek_sha256, .len = 32};
+                info->ak_name =
+                        (ProtobufCBinaryData){.data = (uint8_t *)inst->ident.ak_name, .len = inst->ident.ak_name_len};
+        }
+        info->from_pool = inst->from_pool;
+        info->created = inst->created;
+}
+
+/* ---- host log ------------------------------------------------------------ */
+
+int control_host_event(vtpmd_t *d, const char *event, const instance_t *inst)
+{
+        uint8_t t[8];
+        uint64_t now = realtime_s();
+        cscp_cm_field_value_t f[5];
+        size_t n = 0;
+        int r;
+
+        for (int i = 0; i < 8; i++)
+                t[i] = (uint8_t)(now >> (56 - 8 * i));
+        f[n++] = (cscp_cm_field_value_t){CSCP_CM_F_EVENT, event, strlen(event)};
+        f[n++] = (cscp_cm_field_value_t){CSCP_CM_F_CONTAINER_ID, inst->id, strlen(inst->id)};
+        if (inst->have_ident) {
+                f[n++] = (cscp_cm_field_value_t){CSCP_CM_F_VEK_SHA256, inst->ident.ek_sha256, 32};
+                f[n++] = (cscp_cm_field_value_t){CSCP_CM_F_VAK_NAME, inst->ident.ak_name, inst->ident.ak_name_len};
+        }
+        f[n++] = (cscp_cm_field_value_t){CSCP_CM_F_TIME, t, sizeof(t)};
+        uv_mutex_lock(&d->hostlog_lock);
+        r = hostlog_append(d->hostlog, CSCP_CM_CONTAINER, f, n);
+        uv_mutex_unlock(&d->hostlog_lock);
+        return r;
+}
+
+/* ---- discard (never acknowledged instances) ------------------------------ */
+
+static void discard_work(uv_work_t *w)
+{
+        job_t *j = w->data;
+        instance_t *inst = j->inst;
+
+        (void)unlink(inst->meta);
+        (void)instance_rm_rf(inst->dir);
+        (void)instance_rm_rf(inst->endpoint);
+}
+
+static void discard_after(uv_work_t *w, int status)
+{
+        job_t *j = w->data;
+        vtpmd_t *d = j->d;
+
+        (void)status;
+        registry_remove(d, j->inst);
+        instance_release(j->inst);
+        job_free(j);
+        control_job_done(d);
+}
+
+static void discard_stopped(instance_t *inst, int r)
+{
+        vtpmd_t *d = inst->d;
+        job_t *j = job_new(d, NULL, NULL, NULL);
+
+        (void)r;
+        if (j) {
+                instance_ref(inst);
+                j->inst = inst; /* before queueing: the worker may run at once */
+                if (control_queue(d, &j->w, discard_work, discard_after) == 0)
+                        return;
+                job_free(j);
+        }
+        log_error("%s: cannot queue the wipe; its directory stays (wiped at next start)", inst->uid);
+        registry_remove(d, inst);
+        instance_release(inst);
+}
+
+void control_discard(instance_t *inst)
+{
+        inst->state = INST_DESTROYING;
+        instance_stop(inst, discard_stopped);
+}
+
+/* ---- provisioning ----------------------------------------------------------- */
+
+static void prov_prepare_work(uv_work_t *w)
+{
+        job_t *j = w->data;
+        instance_t *inst = j->inst;
+        uint8_t secret[VTPMD_SECRET_LEN];
+
+        if (mkdir(inst->dir, 0700) < 0) {
+                j->r = -errno;
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot create %s: %s", inst->dir, strerror(errno));
+                return;
+        }
+        j->r = registry_save(inst, INST_NEW);
+        if (j->r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(j->r));
+                return;
+        }
+        if (RAND_priv_bytes(secret, sizeof(secret)) != 1) {
+                j->r = CSCP_E_CRYPTO;
+                vtpmd_fmt(j->msg, sizeof(j->msg), "no random bytes for the state key");
+                return;
+        }
+        j->r = keys_secret_save(j->d->master, inst->uid, secret, inst->keyfile);
+        OPENSSL_cleanse(secret, sizeof(secret));
+        if (j->r < 0)
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot store the wrapped state key: %s", cscp_strerror(j->r));
+}
+
+static void prov_manufacture_work(uv_work_t *w)
+{
+        job_t *j = w->data;
+        instance_t *inst = j->inst;
+        const vtpmd_config_t *cfg = j->d->cfg;
+        uint8_t secret[VTPMD_SECRET_LEN];
+        vtpm_identity_t id = {0};
+
+        j->r = instance_wait_ready(inst, cfg->swtpm_start_timeout_ms);
+        if (j->r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "swtpm did not come up on %s within %u ms (see %s)", inst->sock,
+                          cfg->swtpm_start_timeout_ms, inst->swtpm_log);
+                return;
+        }
+        j->r = keys_secret_load(j->d->master, inst->uid, inst->keyfile, secret);
+        if (j->r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot unwrap the instance secret: %s", cscp_strerror(j->r));
+                return;
+        }
+        vtpm_manufacture_opts_t o = {
+                .ek_alg = cfg->ek_alg,
+                .ca_cert = cfg->vtpm_ca,
+                .ca_key = cfg->vtpm_ca_key,
+                .serial_label = inst->uid,
+                .platform_auth = secret + VTPMD_STATE_KEY_LEN,
+        };
+        uv_mutex_lock(&inst->lock);
+        j->r = vtpm_manufacture(inst->tcti, &o, &id);
+        uv_mutex_unlock(&inst->lock);
+        OPENSSL_cleanse(secret, sizeof(secret));
+        if (j->r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "manufacture failed: %s", cscp_strerror(j->r));
+                return;
+        }
+        j->r = vtpm_identity_save(&id, inst->identity);
+        if (j->r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot save the identity: %s", cscp_strerror(j->r));
+                vtpm_identity_clear(&id);
+                return;
+        }
+        if (j->for_pool) {
+                j->r = registry_save(inst, INST_POOL);
+                if (j->r < 0) {
+                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(j->r));
+                        vtpm_identity_clear(&id);
+                        return;
+                }
+        }
+        /* The loop thread does not look at ident while the instance is NEW. */
+        inst->ident = id;
+        inst->have_ident = true;
+}
+
+static void prov_finish(job_t *j, int r)
+{
+        instance_t *inst = j->inst;
+        instance_cb cb = j->cb;
+        vtpmd_t *d = j->d;
+
+        if (r < 0)
+                vtpmd_fmt(inst->err, sizeof(inst->err), "%s", j->msg[0] ? j->msg : cscp_strerror(r));
+        j->inst = NULL;
+        job_free(j);
+        cb(inst, r);
+        instance_unref(inst);
+        control_job_done(d);
+}
+
+static void prov_manufacture_after(uv_work_t *w, int status)
+{
+        job_t *j = w->data;
+
+        prov_finish(j, status < 0 ? status : j->r);
+}
+
+static void prov_prepare_after(uv_work_t *w, int status)
+{
+        job_t *j = w->data;
+        instance_t *inst = j->inst;
+        vtpmd_t *d = j->d;
+        int r = status < 0 ? status : j->r;
+
+        if (r == 0 && d->stopping) {
+                r = -ECANCELED;
+                vtpmd_fmt(j->msg, sizeof(j->msg), "vtpmd is stopping");
+        }
+        if (r == 0) {
+                r = instance_spawn(inst, j->msg, sizeof(j->msg));
+                if (r == 0) {
+                        j->r = 0;
+                        if (control_queue(d, &j->w, prov_manufacture_work, prov_manufacture_after) == 0) {
+                                control_job_done(d); /* this stage's count; the new one counts itself */
+                                return;
+                        }
+                        r = -ENOMEM;
+                }
+        }
+        prov_finish(j, r);
+}
+
+void control_provision(instance_t *inst, bool for_pool, instance_cb cb)
+{
+        vtpmd_t *d = inst->d;
+        job_t *j = job_new(d, NULL, NULL, NULL);
+
+        inst->state = INST_NEW;
+        inst->created = realtime_s();
+        if (!j) {
+                vtpmd_fmt(inst->err, sizeof(inst->err), "out of memory");
+                cb(inst, -ENOMEM);
+                return;
+        }
+        instance_ref(inst);
+        j->inst = inst;
+        j->for_pool = for_pool;
+        j->cb = cb;
+        if (control_queue(d, &j->w, prov_prepare_work, prov_prepare_after) < 0) {
+                j->inst = NULL;
+                job_free(j);
+                vtpmd_fmt(inst->err, sizeof(inst->err), "cannot queue work");
+                cb(inst, -ENOMEM);
+                instance_unref(inst);
+        }
+}
+
+/* ---- Create ---------------------------------------------------------------- */
+
+static void create_fail(job_t *j, Vtpmd__ErrorCode code, const char *msg)
+{
+        vtpmd_t *d = j->d;
+        instance_t *inst = j->inst;
+
+        reply_error(j->reply, j->conn, code, "Create %s: %s", j->req->create->container_id, msg);
+        d->n_bound--;
+        inst->id[0] = '\0';
+        control_discard(inst);
+}
+
+static void bind_work(uv_work_t *w)
+{
+        job_t *j = w->data;
+        instance_t *inst = j->inst;
+        const Vtpmd__Create *c = j->req->create;
+        const Vtpmd__Measurements *ms = c->measurements;
+        vtpm_create_measurements_t m = {.container_id = c->container_id};
+        int r;
+
+        uv_mutex_lock(&inst->lock);
+        if (strcmp(j->endpoint, inst->endpoint) != 0) {
+                /* From the pool: the running swtpm's sockets move to the container's endpoint. */
+                if (mkdir(j->endpoint, 0755) < 0 && errno != EEXIST) {
+                        r = -errno;
+                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot create %s: %s", j->endpoint, strerror(errno));
+                        goto out;
+                }
+                if (rename(inst->sock, j->sock) < 0 || rename(inst->ctrl, j->ctrl) < 0) {
+                        r = -errno;
+                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot move the pool instance's sockets: %s",
+                                  strerror(errno));
+                        goto out;
+                }
+                j->moved = true;
+                (void)rmdir(inst->endpoint);
+        }
+        r = registry_save(inst, INST_BINDING);
+        if (r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(r));
+                goto out;
+        }
+        if (ms) {
+                m.runtime_name = ms->runtime_name && ms->runtime_name[0] ? ms->runtime_name : NULL;
+                m.runtime_version = ms->runtime_version && ms->runtime_version[0] ? ms->runtime_version : NULL;
+                m.config_digest = ms->config_digest && ms->config_digest[0] ? ms->config_digest : NULL;
+                m.args = (const char *const *)ms->args;
+                m.n_args = ms->n_args;
+                m.env = (const char *const *)ms->env;
+                m.n_env = ms->n_env;
+                m.layers = (const char *const *)ms->layers;
+                m.n_layers = ms->n_layers;
+                m.image_name = ms->image_name && ms->image_name[0] ? ms->image_name : NULL;
+        }
+        r = vtpm_measure_create(j->tcti, inst->log, &m);
+        if (r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "measuring the container into its vTPM failed: %s", cscp_strerror(r));
+                goto out;
+        }
+        r = control_host_event(j->d, "vtpm-bind", inst);
+        if (r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "appending vtpm-bind to the host log failed: %s", cscp_strerror(r));
+                goto out;
+        }
+        j->bind_logged = true;
+        r = registry_save(inst, INST_READY);
+        if (r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(r));
+                /* Never acknowledged: undo the binding in the host log too. */
+                if (control_host_event(j->d, "vtpm-destroy", inst) < 0)
+                        log_error("%s: vtpm-bind logged but vtpm-destroy could not be", inst->uid);
+                goto out;
+        }
+out:
+        uv_mutex_unlock(&inst->lock);
+        j->r = r;
+}
+
+static void bind_after(uv_work_t *w, int status)
+{
+        job_t *j = w->data;
+        vtpmd_t *d = j->d;
+        instance_t *inst = j->inst;
+        int r = status < 0 ? status : j->r;
+
+        if (j->moved)
+                instance_set_endpoint(inst, j->endpoint);
+        if (r < 0) {
+                create_fail(j, control_error_code(r), j->msg);
+        } else {
+                Vtpmd__VtpmResponse resp = VTPMD__VTPM_RESPONSE__INIT;
+                Vtpmd__Created cr = VTPMD__CREATED__INIT;
+                Vtpmd__Instance info;
+
+                inst->state = INST_READY;
+                fill_info(inst, &info);
+                cr.instance = &info;
+                cr.ek_certificate = (ProtobufCBinaryData){.data = inst->ident.ek_cert, .len = inst->ident.ek_cert_len};
+                cr.ak_public = (ProtobufCBinaryData){.data = inst->ident.ak_public, .len = inst->ident.ak_public_len};
+                cr.elapsed_us = (instance_now_ms() - j->t0) * 1000;
+                resp.body_case = VTPMD__VTPM_RESPONSE__BODY_CREATED;
+                resp.created = &cr;
+                log_info("%s: vTPM for %s ready (%s, swtpm %d, %llu ms)", inst->uid, inst->id,
+                         inst->from_pool ? "from the pool" : "manufactured now", (int)inst->pid,
+                         (unsigned long long)(instance_now_ms() - j->t0));
+                reply_msg(j->reply, j->conn, &resp);
+        }
+        job_free(j);
+        control_job_done(d);
+}
+
+static void create_bind(job_t *j)
+{
+        instance_t *inst = j->inst;
+        vtpmd_t *d = j->d;
+        const char *id = j->req->create->container_id;
+
+        inst->state = INST_BINDING;
+        vtpmd_fmt(j->endpoint, sizeof(j->endpoint), "%s/%s", d->vtpm_run, id);
+        vtpmd_fmt(j->sock, sizeof(j->sock), "%s/tpm.sock", j->endpoint);
+        vtpmd_fmt(j->ctrl, sizeof(j->ctrl), "%s/tpm.sock.ctrl", j->endpoint);
+        vtpmd_fmt(j->tcti, sizeof(j->tcti), "swtpm:path=%s", j->sock);
+        if (control_queue(d, &j->w, bind_work, bind_after) < 0) {
+                create_fail(j, VTPMD__ERROR_CODE__ERR_INTERNAL, "cannot queue work");
+                job_free(j);
+        }
+}
+
+static void create_provisioned(instance_t *inst, int r)
+{
+        job_t *j = inst->pending;
+
+        inst->pending = NULL;
+        if (r < 0) {
+                Vtpmd__ErrorCode code = control_error_code(r);
+                if (r == CSCP_E_UNSUPPORTED || r == CSCP_E_TIMEOUT || r == -ECANCELED)
+                        code = VTPMD__ERROR_CODE__ERR_SWTPM;
+                create_fail(j, code, inst->err);
+                job_free(j);
+                return;
+        }
+        create_bind(j);
+}
+
+static void handle_create(job_t *j)
+{
+        vtpmd_t *d = j->d;
+        const char *id = j->req->create->container_id;
+        instance_t *inst;
+
+        if (vtpmd_container_id_check(id, d->id_max) < 0) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_BAD_REQUEST,
+                            "invalid container id '%.80s': 1..%zu characters [A-Za-z0-9_.+-], starting with a "
+                            "letter or digit",
+                            id, d->id_max);
+                job_free(j);
+                return;
+        }
+        inst = registry_find(d, id);
+        if (inst) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_EXISTS, "container %s already has a vTPM (%s)",
+                            id, instance_state_name(inst->state));
+                job_free(j);
+                return;
+        }
+        if (d->n_bound >= d->cfg->max_instances) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_LIMIT,
+                            "instance limit reached (%u vTPMs; --max-instances)", d->cfg->max_instances);
+                job_free(j);
+                return;
+        }
+        inst = pool_take(d);
+        if (inst) {
+                inst->from_pool = true;
+                vtpmd_fmt(inst->id, sizeof(inst->id), "%s", id);
+                instance_ref(inst);
+                j->inst = inst;
+                d->n_bound++;
+                create_bind(j);
+                pool_refill(d);
+                return;
+        }
+        inst = instance_new(d, NULL);
+        if (!inst) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_INTERNAL, "out of memory");
+                job_free(j);
+                return;
+        }
+        vtpmd_fmt(inst->id, sizeof(inst->id), "%s", id);
+        {
+                char ep[PATH_MAX];
+                vtpmd_fmt(ep, sizeof(ep), "%s/%s", d->vtpm_run, id);
+                instance_set_endpoint(inst, ep);
+        }
+        registry_add(d, inst);
+        d->n_bound++;
+        instance_ref(inst);
+        j->inst = inst;
+        inst->pending = j;
+        control_provision(inst, false, create_provisioned);
+}
+
+/* ---- Destroy --------------------------------------------------------------- */
+
+static void destroy_work(uv_work_t *w)
+{
+        job_t *j = w->data;
+        instance_t *inst = j->inst;
+        int r;
+
+        r = control_host_event(j->d, "vtpm-destroy", inst);
+        if (r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg),
+                          "the vTPM is stopped but vtpm-destroy could not be recorded in the host log (%s); its "
+                          "state is kept; retry Destroy",
+                          cscp_strerror(r));
+                j->r = r;
+                return;
+        }
+        /* From here on the instance is gone for the registry: meta first, so a crash cannot resurrect it. */
+        if (j->keep) {
+                if (mkdir(j->d->kept_root, 0700) < 0 && errno != EEXIST) {
+                        j->r = -errno;
+                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot create %s: %s", j->d->kept_root, strerror(errno));
+                        return;
+                }
+                vtpmd_fmt(j->kept, sizeof(j->kept), "%s/%s.%s", j->d->kept_root, inst->id, inst->uid);
+                (void)unlink(inst->meta);
+                if (rename(inst->dir, j->kept) < 0) {
+                        j->r = -errno;
+                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot move the state to %s: %s", j->kept, strerror(errno));
+                        return;
+                }
+        } else {
+                (void)unlink(inst->meta);
+                r = instance_rm_rf(inst->dir);
+                if (r < 0)
+                        log_warn("%s: wiping %s: %s", inst->uid, inst->dir, strerror(-r));
+        }
+        (void)instance_rm_rf(inst->endpoint);
+        j->r = 0;
+}
+
+static void destroy_after(uv_work_t *w, int status)
+{
+        job_t *j = w->data;
+        vtpmd_t *d = j->d;
+        instance_t *inst = j->inst;
+        int r = status < 0 ? status : j->r;
+
+        if (r < 0) {
+                inst->state = INST_FAILED;
+                reply_error(j->reply, j->conn, control_error_code(r), "Destroy %s: %s", inst->id, j->msg);
+        } else {
+                Vtpmd__VtpmResponse resp = VTPMD__VTPM_RESPONSE__INIT;
+                Vtpmd__Destroyed de = VTPMD__DESTROYED__INIT;
+
+                log_info("%s: vTPM of %s destroyed (%s)", inst->uid, inst->id, j->keep ? j->kept : "state wiped");
+                de.container_id = inst->id;
+                de.kept_state_dir = j->keep ? j->kept : "";
+                resp.body_case = VTPMD__VTPM_RESPONSE__BODY_DESTROYED;
+                resp.destroyed = &de;
+                reply_msg(j->reply, j->conn, &resp);
+                registry_remove(d, inst);
+                d->n_bound--;
+                instance_release(inst);
+        }
+        job_free(j);
+        control_job_done(d);
+}
+
+static void destroy_stopped(instance_t *inst, int r)
+{
+        job_t *j = inst->pending;
+
+        (void)r;
+        inst->pending = NULL;
+        if (control_queue(j->d, &j->w, destroy_work, destroy_after) < 0) {
+                inst->state = INST_FAILED;
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_INTERNAL, "cannot queue work");
+                job_free(j);
+        }
+}
+
+static void handle_destroy(job_t *j)
+{
+        vtpmd_t *d = j->d;
+        const char *id = j->req->destroy->container_id;
+        instance_t *inst = registry_find(d, id);
+
+        if (!inst) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_NOT_FOUND, "no vTPM for container '%.80s'", id);
+                job_free(j);
+                return;
+        }
+        if (inst->state != INST_READY && inst->state != INST_FAILED) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_BUSY, "the vTPM of %s is %s; retry", id,
+                            instance_state_name(inst->state));
+                job_free(j);
+                return;
+        }
+        inst->state = INST_DESTROYING;
+        instance_ref(inst);
+        j->inst = inst;
+        j->keep = j->req->destroy->keep_state;
+        inst->pending = j;
+        instance_stop(inst, destroy_stopped);
+}
+
+/* ---- List, Status -------------------------------------------------------------- */
+
+static void handle_list(job_t *j)
+{
+        vtpmd_t *d = j->d;
+        Vtpmd__VtpmResponse resp = VTPMD__VTPM_RESPONSE__INIT;
+        Vtpmd__Listed li = VTPMD__LISTED__INIT;
+        Vtpmd__Instance *infos = NULL, **pinfos = NULL;
+        size_t n = 0;
+
+        for (instance_t *i = d->instances; i; i = i->next)
+                if (i->id[0])
+                        n++;
+        infos = calloc(n ? n : 1, sizeof(*infos));
+        pinfos = calloc(n ? n : 1, sizeof(*pinfos));
+        if (!infos || !pinfos) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_INTERNAL, "out of memory");
+                goto out;
+        }
+        n = 0;
+        for (instance_t *i = d->instances; i; i = i->next) {
+                if (!i->id[0])
+                        continue;
+                fill_info(i, &infos[n]);
+                pinfos[n] = &infos[n];
+                n++;
+        }
+        li.instances = pinfos;
+        li.n_instances = n;
+        li.max_instances = d->cfg->max_instances;
+        li.pool_ready = d->pool_ready;
+        li.pool_target = d->cfg->pool;
+        resp.body_case = VTPMD__VTPM_RESPONSE__BODY_LISTED;
+        resp.listed = &li;
+        reply_msg(j->reply, j->conn, &resp);
+out:
+        free(infos);
+        free(pinfos);
+        job_free(j);
+}
+
+static instance_t *find_ready(job_t *j, const char *id)
+{
+        instance_t *inst;
+
+        if (vtpmd_container_id_check(id, j->d->id_max) < 0) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_BAD_REQUEST, "invalid container id '%.80s'", id);
+                return NULL;
+        }
+        inst = registry_find(j->d, id);
+        if (!inst) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_NOT_FOUND, "no vTPM for container '%s'", id);
+                return NULL;
+        }
+        if (inst->state != INST_READY) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_BUSY, "the vTPM of %s is %s; retry", id,
+                            instance_state_name(inst->state));
+                return NULL;
+        }
+        return inst;
+}
+
+static void handle_status(job_t *j)
+{
+        const char *id = j->req->status->container_id;
+        Vtpmd__VtpmResponse resp = VTPMD__VTPM_RESPONSE__INIT;
+        Vtpmd__StatusReply st = VTPMD__STATUS_REPLY__INIT;
+        Vtpmd__Instance info;
+        instance_t *inst;
+
+        if (vtpmd_container_id_check(id, j->d->id_max) < 0) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_BAD_REQUEST, "invalid container id '%.80s'", id);
+                goto out;
+        }
+        inst = registry_find(j->d, id);
+        if (!inst) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_NOT_FOUND, "no vTPM for container '%s'", id);
+                goto out;
+        }
+        fill_info(inst, &info);
+        st.instance = &info;
+        resp.body_case = VTPMD__VTPM_RESPONSE__BODY_STATUS;
+        resp.status = &st;
+        reply_msg(j->reply, j->conn, &resp);
+out:
+        job_free(j);
+}
+
+/* ---- Quote -------------------------------------------------------------------- */
+
+static void quote_work(uv_work_t *w)
+{
+        job_t *j = w->data;
+        instance_t *inst = j->inst;
+        const Vtpmd__Quote *q = j->req->quote;
+
+        uv_mutex_lock(&inst->lock);
+        j->r = vtpm_quote(inst->tcti, &inst->ident, q->nonce.data, q->nonce.len, &j->sel, &j->quote);
+        uv_mutex_unlock(&inst->lock);
+        if (j->r < 0)
+                vtpmd_fmt(j->msg, sizeof(j->msg), "vTPM quote failed: %s", cscp_strerror(j->r));
+}
+
+static void quote_after(uv_work_t *w, int status)
+{
+        job_t *j = w->data;
+        vtpmd_t *d = j->d;
+        instance_t *inst = j->inst;
+        Vtpmd__VtpmResponse resp = VTPMD__VTPM_RESPONSE__INIT;
+        Vtpmd__QuoteReply qr = VTPMD__QUOTE_REPLY__INIT;
+        Cscp__Quote q = CSCP__QUOTE__INIT;
+        Cscp__PcrValue *vals = NULL, **pvals = NULL;
+        int r = status < 0 ? status : j->r;
+
+        if (r < 0) {
+                reply_error(j->reply, j->conn, control_error_code(r), "Quote %s: %s", inst->id, j->msg);
+                goto out;
+        }
+        vals = calloc(j->quote.n_pcrs ? j->quote.n_pcrs : 1, sizeof(*vals));
+        pvals = calloc(j->quote.n_pcrs ? j->quote.n_pcrs : 1, sizeof(*pvals));
+        if (!vals || !pvals) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_INTERNAL, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < j->quote.n_pcrs; i++) {
+                cscp__pcr_value__init(&vals[i]);
+                vals[i].hash_alg = j->quote.pcrs[i].hash_alg;
+                vals[i].index = j->quote.pcrs[i].index;
+                vals[i].value.data = j->quote.pcrs[i].value;
+                vals[i].value.len = j->quote.pcrs[i].size;
+                pvals[i] = &vals[i];
+        }
+        q.attest = (ProtobufCBinaryData){.data = j->quote.attest, .len = j->quote.attest_len};
+        q.signature = (ProtobufCBinaryData){.data = j->quote.sig, .len = j->quote.sig_len};
+        q.ak_public = (ProtobufCBinaryData){.data = inst->ident.ak_public, .len = inst->ident.ak_public_len};
+        q.pcrs = pvals;
+        q.n_pcrs = j->quote.n_pcrs;
+        qr.quote = &q;
+        qr.ek_certificate = (ProtobufCBinaryData){.data = inst->ident.ek_cert, .len = inst->ident.ek_cert_len};
+        resp.body_case = VTPMD__VTPM_RESPONSE__BODY_QUOTE;
+        resp.quote = &qr;
+        reply_msg(j->reply, j->conn, &resp);
+out:
+        free(vals);
+        free(pvals);
+        job_free(j);
+        control_job_done(d);
+}
+
+static void handle_quote(job_t *j)
+{
+        const Vtpmd__Quote *q = j->req->quote;
+        instance_t *inst = find_ready(j, q->container_id);
+        int r;
+
+        if (!inst)
+                goto fail;
+        if (q->nonce.len < 1 || q->nonce.len > CSCP_NONCE_MAX) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_BAD_REQUEST,
+                            "nonce of %zu bytes refused: 1..%d bytes (never shortened or hashed)", q->nonce.len,
+                            CSCP_NONCE_MAX);
+                goto fail;
+        }
+        if (q->n_pcrs == 0) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_BAD_REQUEST, "no PCRs selected");
+                goto fail;
+        }
+        r = cscp_pcrsel_from_wire(q->pcrs, q->n_pcrs, &j->sel);
+        if (r < 0) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_BAD_REQUEST,
+                            "invalid PCR selection (known banks sha1/256/384/512, PCRs 0-23, no duplicates)");
+                goto fail;
+        }
+        instance_ref(inst);
+        j->inst = inst;
+        if (control_queue(j->d, &j->w, quote_work, quote_after) < 0) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_INTERNAL, "cannot queue work");
+                goto fail;
+        }
+        return;
+fail:
+        job_free(j);
+}
+
+/* ---- Measure -------------------------------------------------------------------- */
+
+static void measure_work(uv_work_t *w)
+{
+        job_t *j = w->data;
+        instance_t *inst = j->inst;
+        const Vtpmd__Measure *m = j->req->measure;
+        cscp_cm_field_value_t f[CSCP_CM_MAX_FIELDS];
+
+        for (size_t i = 0; i < m->n_fields; i++)
+                f[i] = (cscp_cm_field_value_t){(cscp_cm_field_t)m->fields[i]->type, m->fields[i]->value.data,
+                                               m->fields[i]->value.len};
+        uv_mutex_lock(&inst->lock);
+        j->r = vtpm_measure(inst->tcti, inst->log, m->pcr, (cscp_cm_kind_t)m->kind, f, m->n_fields);
+        uv_mutex_unlock(&inst->lock);
+        if (j->r < 0)
+                vtpmd_fmt(j->msg, sizeof(j->msg), "measurement failed: %s", cscp_strerror(j->r));
+}
+
+static void measure_after(uv_work_t *w, int status)
+{
+        job_t *j = w->data;
+        vtpmd_t *d = j->d;
+        int r = status < 0 ? status : j->r;
+
+        if (r < 0) {
+                reply_error(j->reply, j->conn, control_error_code(r), "Measure %s: %s", j->inst->id, j->msg);
+        } else {
+                Vtpmd__VtpmResponse resp = VTPMD__VTPM_RESPONSE__INIT;
+                Vtpmd__Measured me = VTPMD__MEASURED__INIT;
+                resp.body_case = VTPMD__VTPM_RESPONSE__BODY_MEASURED;
+                resp.measured = &me;
+                reply_msg(j->reply, j->conn, &resp);
+        }
+        job_free(j);
+        control_job_done(d);
+}
+
+static void handle_measure(job_t *j)
+{
+        const Vtpmd__Measure *m = j->req->measure;
+        instance_t *inst = find_ready(j, m->container_id);
+        uint32_t seen = 0;
+
+        if (!inst)
+                goto fail;
+        if (m->pcr > VTPMD_CONTAINER_PCR_MAX || m->kind > CSCP_CM_CLUSTER || m->n_fields == 0) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_BAD_REQUEST,
+                            "Measure needs a PCR 0..%d, a kind 0..%d and at least one field", VTPMD_CONTAINER_PCR_MAX,
+                            CSCP_CM_CLUSTER);
+                goto fail;
+        }
+        for (size_t i = 0; i < m->n_fields; i++) {
+                uint32_t t = m->fields[i]->type;
+                if (t >= CSCP_CM_MAX_FIELDS || (seen & (1u << t))) {
+                        reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_BAD_REQUEST,
+                                    "field type %u unknown or repeated (0..%d, each at most once)", t,
+                                    CSCP_CM_MAX_FIELDS - 1);
+                        goto fail;
+                }
+                seen |= 1u << t;
+        }
+        instance_ref(inst);
+        j->inst = inst;
+        if (control_queue(j->d, &j->w, measure_work, measure_after) < 0) {
+                reply_error(j->reply, j->conn, VTPMD__ERROR_CODE__ERR_INTERNAL, "cannot queue work");
+                goto fail;
+        }
+        return;
+fail:
+        job_free(j);
+}
+
+void control_handle(vtpmd_t *d, Vtpmd__VtpmRequest *req, control_reply_cb reply, void *conn)
+{
+        job_t *j;
+
+        if (d->stopping) {
+                vtpmd__vtpm_request__free_unpacked(req, NULL);
+                reply_error(reply, conn, VTPMD__ERROR_CODE__ERR_BUSY, "vtpmd is stopping");
+                return;
+        }
+        j = job_new(d, req, reply, conn);
+        if (!j) {
+                vtpmd__vtpm_request__free_unpacked(req, NULL);
+                reply_error(reply, conn, VTPMD__ERROR_CODE__ERR_INTERNAL, "out of memory");
+                return;
+        }
+        switch (req->body_case) {
+        case VTPMD__VTPM_REQUEST__BODY_CREATE:
+                handle_create(j);
+                return;
+        case VTPMD__VTPM_REQUEST__BODY_DESTROY:
+                handle_destroy(j);
+                return;
+        case VTPMD__VTPM_REQUEST__BODY_LIST:
+                handle_list(j);
+                return;
+        case VTPMD__VTPM_REQUEST__BODY_STATUS:
+                handle_status(j);
+                return;
+        case VTPMD__VTPM_REQUEST__BODY_QUOTE:
+                handle_quote(j);
+                return;
+        case VTPMD__VTPM_REQUEST__BODY_MEASURE:
+                handle_measure(j);
+                return;
+        case VTPMD__VTPM_REQUEST__BODY__NOT_SET:
+        case _VTPMD__VTPM_REQUEST__BODY__CASE_IS_INT_SIZE:
+        default:
+                reply_error(reply, conn, VTPMD__ERROR_CODE__ERR_BAD_REQUEST, "request without a body");
+                job_free(j);
+                return;
+        }
+}
+
+/* ---- supervision ------------------------------------------------------------------ */
+
+static void restart_work(uv_work_t *w)
+{
+        job_t *j = w->data;
+        instance_t *inst = j->inst;
+        int r;
+
+        r = instance_wait_ready(inst, j->d->cfg->swtpm_start_timeout_ms);
+        if (r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "swtpm did not come back on %s", inst->sock);
+                j->r = r;
+                return;
+        }
+        uv_mutex_lock(&inst->lock);
+        if (access(inst->log, F_OK) == 0) {
+                r = vtpm_log_reextend(inst->tcti, inst->log);
+                if (r < 0)
+                        vtpmd_fmt(j->msg, sizeof(j->msg), "re-extending %s failed: %s", inst->log, cscp_strerror(r));
+        }
+        uv_mutex_unlock(&inst->lock);
+        if (r == 0) {
+                r = registry_save(inst, inst->resume_state);
+                if (r < 0)
+                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(r));
+        }
+        j->r = r;
+}
+
+static void restart_after(uv_work_t *w, int status)
+{
+        job_t *j = w->data;
+        vtpmd_t *d = j->d;
+        instance_t *inst = j->inst;
+        int r = status < 0 ? status : j->r;
+
+        inst->restart_busy = false;
+        if (inst->died_again) {
+                inst->died_again = false;
+                if (!d->stopping)
+                        control_instance_restart(inst);
+        } else if (r < 0) {
+                inst->state = INST_FAILED;
+                log_error("%s: restart of the vTPM of %s failed: %s", inst->uid, inst->id[0] ? inst->id : "(pool)",
+                          j->msg);
+        } else {
+                inst->state = inst->resume_state;
+                if (inst->state == INST_POOL)
+                        d->pool_ready++;
+                log_warn("%s: vTPM %s restarted from its state (swtpm %d, restart #%u); container log re-extended",
+                         inst->uid, inst->id[0] ? inst->id : "(pool)", (int)inst->pid, inst->restarts);
+        }
+        job_free(j);
+        control_job_done(d);
+}
+
+void control_instance_restart(instance_t *inst)
+{
+        vtpmd_t *d = inst->d;
+        char err[256];
+        job_t *j;
+        int r;
+
+        if (inst->state != INST_RESTARTING)
+                inst->resume_state = inst->state == INST_POOL ? INST_POOL : INST_READY;
+        inst->state = INST_RESTARTING;
+        if (inst->restart_busy) {
+                inst->died_again = true;
+                return;
+        }
+        r = instance_spawn(inst, err, sizeof(err));
+        if (r < 0) {
+                inst->state = INST_FAILED;
+                log_error("%s: cannot restart the vTPM of %s: %s", inst->uid, inst->id[0] ? inst->id : "(pool)", err);
+                return;
+        }
+        inst->restarts++;
+        j = job_new(d, NULL, NULL, NULL);
+        if (!j)
+                goto fail;
+        instance_ref(inst);
+        j->inst = inst;
+        inst->restart_busy = true;
+        if (control_queue(d, &j->w, restart_work, restart_after) < 0) {
+                inst->restart_busy = false;
+                job_free(j);
+                goto fail;
+        }
+        return;
+fail:
+        inst->state = INST_FAILED;
+        log_error("%s: out of memory restarting the vTPM", inst->uid);
+}
+
+void control_instance_died(instance_t *inst, int64_t status, int sig)
+{
+        vtpmd_t *d = inst->d;
+        uint64_t now = instance_now_ms();
+
+        switch (inst->state) {
+        case INST_NEW:
+        case INST_BINDING:
+                log_warn("%s: swtpm died (status %lld, signal %d) while being %s; that operation fails", inst->uid,
+                         (long long)status, sig, instance_state_name(inst->state));
+                return;
+        case INST_DESTROYING:
+        case INST_FAILED:
+                return;
+        case INST_RESTARTING:
+                if (inst->restart_busy) {
+                        inst->died_again = true;
+                        return;
+                }
+                break;
+        case INST_POOL:
+                d->pool_ready--;
+                break;
+        case INST_READY:
+                break;
+        }
+        log_warn("%s: swtpm of %s died (status %lld, signal %d); restarting it from its state", inst->uid,
+                 inst->id[0] ? inst->id : "(pool)", (long long)status, sig);
+        if (now - inst->death_window_ms > RESTART_WINDOW_MS) {
+                inst->death_window_ms = now;
+                inst->deaths_in_window = 0;
+        }
+        if (++inst->deaths_in_window > RESTART_BURST) {
+                inst->state = INST_FAILED;
+                log_error("%s: swtpm died %u times within %d s; not restarting it again (Destroy still works)",
+                          inst->uid, inst->deaths_in_window, RESTART_WINDOW_MS / 1000);
+                return;
+        }
+        control_instance_restart(inst);
+}
+
+/* ---- stop ---------------------------------------------------------------------------- */
+
+static unsigned stopping_instances;
+
+static void stop_one_done(instance_t *inst, int r)
+{
+        (void)r;
+        registry_remove(inst->d, inst);
+        instance_release(inst);
+        stopping_instances--;
+}
+
+void control_stop_instances(vtpmd_t *d)
+{
+        instance_t *next;
+
+        for (instance_t *i = d->instances; i; i = next) {
+                next = i->next;
+                if (d->cfg->stop_instances && i->pid > 0) {
+                        stopping_instances++;
+                        instance_stop(i, stop_one_done);
+                } else {
+                        registry_remove(d, i);
+                        instance_release(i);
+                }
+        }
+        if (d->stopped_cb)
+                d->stopped_cb(d);
+}
