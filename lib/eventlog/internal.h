@@ -16,14 +16,14 @@
 /* Buffered input. Bytes before `pos` are consumed; the buffer keeps at most
  * max_record bytes of the current record. */
 typedef struct evlog_in {
-        int fd;               /* -1 for memory input */
-        const uint8_t *mem;   /* memory input: the whole log */
+        int fd;             /* -1 for memory input */
+        const uint8_t *mem; /* memory input: the whole log */
         size_t mem_len;
-        uint8_t *buf;         /* fd input: window [buf, buf + fill) */
+        uint8_t *buf; /* fd input: window [buf, buf + fill) */
         size_t cap, fill, pos;
-        uint64_t base;        /* log offset of buf[0] (fd) */
-        uint64_t consumed;    /* log offset of the next unconsumed byte */
-        size_t max;           /* largest window (opts.max_record) */
+        uint64_t base;     /* log offset of buf[0] (fd) */
+        uint64_t consumed; /* log offset of the next unconsumed byte */
+        size_t max;        /* largest window (opts.max_record) */
         bool eof;
 } evlog_in_t;
 
