@@ -221,7 +221,7 @@ Test(store, not_a_store)
         char *junk = harness_path(harness_keep(harness_tmpdir()), "junk.db");
 
         cr_assert_eq(
-                cscp_file_write_atomic(junk, "this is not a database file at all, not even close........", 60, 0600),
+                cscp_file_write_atomic(junk, "this is not a database file at all, not even close........", 58, 0600),
                 0);
         cr_assert_eq(cscp_store_open(junk, &s), CSCP_E_STATE);
         cr_assert_null(s);
