@@ -308,6 +308,8 @@ static void quote_done(tpmq_job_t *job)
         Cscp__Frame f = CSCP__FRAME__INIT;
         Cscp__Evidence ev = CSCP__EVIDENCE__INIT;
         Cscp__Quote q = CSCP__QUOTE__INIT;
+        Cscp__BatchProof bp = CSCP__BATCH_PROOF__INIT;
+        ProtobufCBinaryData sib[CSCP_MERKLE_MAX_DEPTH];
         Cscp__PcrValue *vals = NULL, **pvals = NULL;
         uint8_t *buf = NULL;
         size_t len;
@@ -342,6 +344,14 @@ static void quote_done(tpmq_job_t *job)
         ev.version = CSCP_PROTOCOL_VERSION;
         ev.nonce = (ProtobufCBinaryData){.data = job->nonce, .len = job->nonce_len};
         ev.host_quote = &q;
+        /* Where this challenge's leaf sits under the quote's extraData (the batch root). */
+        for (size_t i = 0; i < job->path_len; i++)
+                sib[i] = (ProtobufCBinaryData){.data = job->path[i], .len = 32};
+        bp.leaf_index = job->batch_index;
+        bp.leaf_count = job->batch_count;
+        bp.siblings = sib;
+        bp.n_siblings = job->path_len;
+        ev.host_batch = &bp;
         f.body_case = CSCP__FRAME__BODY_EVIDENCE;
         f.evidence = &ev;
         r = cscp_frame_pack(&f, CSCP_FRAME_MAX_DEFAULT, &buf, &len);

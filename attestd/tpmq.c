@@ -1,54 +1,169 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LOGMODULE tpmq
 #include "error.h"
 #include "log.h"
+#include "pcr.h"
 #include "tpmq.h"
+
+struct tpmq_batch {
+        uv_work_t work;
+        tpmq_t *q;
+        tpmq_job_t **jobs;
+        size_t n;
+        TPML_PCR_SELECTION sel;
+        /* filled on the threadpool */
+        int r;
+        cscp_tpm_quote_t quote;
+        cscp_merkle_tree_t *tree;
+};
 
 static void start_next(tpmq_t *q);
 
+int tpmq_host_leaf(const uint8_t *nonce, size_t nonce_len, uint8_t *ret)
+{
+        return cscp_merkle_leaf(TPM2_ALG_SHA256, nonce, nonce_len, "", NULL, 0, NULL, 0, ret);
+}
+
 static void work_cb(uv_work_t *w)
 {
-        tpmq_job_t *job = w->data;
+        tpmq_batch_t *b = w->data;
+        cscp_merkle_hash_t *leaves = calloc(b->n, sizeof(*leaves));
 
-        job->r = cscp_tpm_quote(job->q->tpm, job->nonce, job->nonce_len, &job->sel, &job->quote);
+        b->r = leaves ? 0 : -ENOMEM;
+        for (size_t i = 0; b->r == 0 && i < b->n; i++)
+                b->r = tpmq_host_leaf(b->jobs[i]->nonce, b->jobs[i]->nonce_len, leaves[i]);
+        if (b->r == 0)
+                b->r = cscp_merkle_tree_new(TPM2_ALG_SHA256, leaves, b->n, &b->tree);
+        if (b->r == 0)
+                b->r = cscp_tpm_quote(b->q->tpm, cscp_merkle_tree_root(b->tree), 32, &b->sel, &b->quote);
+        free(leaves);
+}
+
+static int quote_dup(const cscp_tpm_quote_t *in, cscp_tpm_quote_t *out)
+{
+        *out = (cscp_tpm_quote_t){0};
+        out->attest = malloc(in->attest_len ? in->attest_len : 1);
+        out->sig = malloc(in->sig_len ? in->sig_len : 1);
+        out->pcrs = calloc(in->n_pcrs ? in->n_pcrs : 1, sizeof(*out->pcrs));
+        if (!out->attest || !out->sig || !out->pcrs) {
+                cscp_tpm_quote_clear(out);
+                return -ENOMEM;
+        }
+        memcpy(out->attest, in->attest, in->attest_len);
+        out->attest_len = in->attest_len;
+        memcpy(out->sig, in->sig, in->sig_len);
+        out->sig_len = in->sig_len;
+        memcpy(out->pcrs, in->pcrs, in->n_pcrs * sizeof(*out->pcrs));
+        out->n_pcrs = in->n_pcrs;
+        return 0;
 }
 
 static void after_work_cb(uv_work_t *w, int status)
 {
-        tpmq_job_t *job = w->data;
-        tpmq_t *q = job->q;
+        tpmq_batch_t *b = w->data;
+        tpmq_t *q = b->q;
 
         q->running = NULL;
-        if (status < 0 && job->r == 0)
-                job->r = status; /* cancelled: cannot happen for a running job, but never report success */
-        if (job->r < 0)
-                log_debug("quote failed: %s", cscp_strerror(job->r));
-        job->done(job);
+        if (status < 0 && b->r == 0)
+                b->r = status; /* cancelled: cannot happen for running work, but never report success */
+        if (b->r < 0)
+                log_debug("batch of %zu: quote failed: %s", b->n, cscp_strerror(b->r));
+        else {
+                q->batches++;
+                q->batched_jobs += b->n;
+                if (b->n > q->largest_batch)
+                        q->largest_batch = b->n;
+                log_debug("batch of %zu challenges answered by one quote", b->n);
+        }
+        for (size_t i = 0; i < b->n; i++) {
+                tpmq_job_t *job = b->jobs[i];
+                job->r = b->r;
+                if (job->r == 0)
+                        job->r = quote_dup(&b->quote, &job->quote);
+                if (job->r == 0) {
+                        job->batch_index = (uint32_t)i;
+                        job->batch_count = (uint32_t)b->n;
+                        job->r = cscp_merkle_tree_proof(b->tree, i, job->path, &job->path_len);
+                }
+                job->done(job);
+        }
+        cscp_tpm_quote_clear(&b->quote);
+        cscp_merkle_tree_free(b->tree);
+        free(b->jobs);
+        free(b);
         start_next(q);
+}
+
+static void fail_job(tpmq_job_t *job, int r)
+{
+        job->r = r;
+        job->done(job);
+}
+
+/* Takes every waiting job whose selection equals the first one's (up to TPMQ_MAX_BATCH), in order. */
+static tpmq_batch_t *take_batch(tpmq_t *q)
+{
+        tpmq_batch_t *b = calloc(1, sizeof(*b));
+        tpmq_job_t **link, *job;
+        size_t cap;
+
+        if (!b)
+                return NULL;
+        cap = q->waiting < TPMQ_MAX_BATCH ? q->waiting : TPMQ_MAX_BATCH;
+        b->jobs = calloc(cap ? cap : 1, sizeof(*b->jobs));
+        if (!b->jobs) {
+                free(b);
+                return NULL;
+        }
+        b->q = q;
+        b->sel = q->head->sel;
+        q->tail = NULL;
+        for (link = &q->head; (job = *link) && b->n < cap;) {
+                if (memcmp(&job->sel, &b->sel, sizeof(b->sel)) == 0) {
+                        *link = job->next;
+                        job->next = NULL;
+                        b->jobs[b->n++] = job;
+                        q->waiting--;
+                } else {
+                        q->tail = job;
+                        link = &job->next;
+                }
+        }
+        /* Re-find the tail if jobs remain after the cut. */
+        for (job = q->head; job; job = job->next)
+                q->tail = job;
+        return b;
 }
 
 static void start_next(tpmq_t *q)
 {
-        tpmq_job_t *job;
-        int r;
-
         while (!q->running && q->head) {
-                job = q->head;
-                q->head = job->next;
-                if (!q->head)
-                        q->tail = NULL;
-                q->waiting--;
-                job->next = NULL;
-                job->work.data = job;
-                r = uv_queue_work(q->loop, &job->work, work_cb, after_work_cb);
-                if (r < 0) {
-                        job->r = r;
-                        job->done(job);
+                tpmq_batch_t *b = take_batch(q);
+                int r;
+
+                if (!b) {
+                        tpmq_job_t *job = q->head;
+                        q->head = job->next;
+                        if (!q->head)
+                                q->tail = NULL;
+                        q->waiting--;
+                        fail_job(job, -ENOMEM);
                         continue;
                 }
-                q->running = job;
+                b->work.data = b;
+                r = uv_queue_work(q->loop, &b->work, work_cb, after_work_cb);
+                if (r < 0) {
+                        for (size_t i = 0; i < b->n; i++)
+                                fail_job(b->jobs[i], r);
+                        free(b->jobs);
+                        free(b);
+                        continue;
+                }
+                q->running = b;
         }
 }
 
@@ -64,6 +179,8 @@ void tpmq_submit(tpmq_t *q, tpmq_job_t *job)
         job->q = q;
         job->next = NULL;
         job->r = 0;
+        job->batch_index = job->batch_count = 0;
+        job->path_len = 0;
         memset(&job->quote, 0, sizeof(job->quote));
         if (q->tail)
                 q->tail->next = job;

@@ -2,9 +2,14 @@
 #pragma once
 
 /*
- * The TPM queue: every TPM round trip runs on the libuv threadpool, one at a
- * time (a TPM context is not thread-safe, and the TPM itself is serial).
- * Jobs wait in FIFO order; `done` runs on the loop thread.
+ * The TPM queue with group commit (design.md §3): TPM round trips run on the
+ * libuv threadpool, one at a time (a TPM context is not thread-safe, and the
+ * TPM itself is serial). While a quote is in flight, new challenges wait;
+ * when it returns, every waiting challenge with the same PCR selection
+ * becomes the next batch: one quote whose extraData is the Merkle root over
+ * the batch's leaves (include/cscp/merkle.h), and each job gets that quote
+ * and its leaf's inclusion proof. No timer: an idle server quotes a single
+ * challenge at once (its root is its leaf). `done` runs on the loop thread.
  */
 
 #include <stdbool.h>
@@ -13,13 +18,15 @@
 
 #include <uv.h>
 
+#include "merkle.h"
 #include "tpm.h"
+
+#define TPMQ_MAX_BATCH 1024
 
 typedef struct tpmq_job tpmq_job_t;
 typedef void (*tpmq_done_cb)(tpmq_job_t *job);
 
 struct tpmq_job {
-        uv_work_t work;   /* private */
         struct tpmq *q;   /* private */
         tpmq_job_t *next; /* private */
         /* in */
@@ -30,18 +37,27 @@ struct tpmq_job {
         void *data;
         /* out (valid in done) */
         int r;
-        cscp_tpm_quote_t quote;
+        cscp_tpm_quote_t quote; /* the batch's quote (each job owns a copy) */
+        uint32_t batch_index, batch_count;
+        cscp_merkle_hash_t path[CSCP_MERKLE_MAX_DEPTH];
+        size_t path_len;
 };
+
+typedef struct tpmq_batch tpmq_batch_t;
 
 typedef struct tpmq {
         uv_loop_t *loop;
         cscp_tpm_t *tpm;
         tpmq_job_t *head, *tail; /* waiting */
-        tpmq_job_t *running;
+        tpmq_batch_t *running;
         size_t waiting;
+        /* statistics (loop thread) */
+        uint64_t batches, batched_jobs, largest_batch;
 } tpmq_t;
 
 void tpmq_init(tpmq_t *q, uv_loop_t *loop, cscp_tpm_t *tpm);
-/* Queues a quote job; its done callback always runs exactly once. */
+/* Queues a challenge; its done callback always runs exactly once. */
 void tpmq_submit(tpmq_t *q, tpmq_job_t *job);
 bool tpmq_idle(const tpmq_t *q);
+/* The leaf of a host-only challenge (no container quote): merkle leaf over the nonce alone. */
+int tpmq_host_leaf(const uint8_t *nonce, size_t nonce_len, uint8_t *ret);

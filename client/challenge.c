@@ -44,7 +44,8 @@ static void challenge_usage(FILE *f)
         fprintf(f,
                 "Usage: cscp challenge --server HOST:PORT [OPTIONS]\n"
                 "Sends a fresh nonce to attestd and verifies the evidence it returns: TLS peer, quote\n"
-                "signature, TPM_GENERATED magic, quote type, extraData = nonce, PCR selection and digest.\n"
+                "signature, TPM_GENERATED magic, quote type, extraData = Merkle root of the batch holding this\n"
+                "challenge's leaf (group commit), PCR selection and digest.\n"
                 "\n"
                 "  --server HOST:PORT       attestd to challenge ([IPv6]:PORT for IPv6)\n"
                 "  --ca FILE                CA bundle the server certificate must chain to\n"

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "evidence.h"
 #include "frame.h"
+#include "merkle.h"
 #include "quote.h"
 #include "util.h"
 
@@ -97,7 +98,54 @@ int cscp_evidence_verify(const Cscp__Evidence *ev, const cscp_expect_t *want, cs
         if (!cscp_verdict_claim(v, "host-quote-present", ev->host_quote != NULL,
                                 ev->host_quote ? "host quote present" : "evidence carries no host quote"))
                 return 0;
-        verify_quote(ev->host_quote, "host-", &opts, v);
+        /*
+         * extraData is the Merkle root over the batch this challenge was answered in
+         * (design.md §3): recompute this challenge's leaf from our nonce, follow the
+         * proof to a root, and hold the quote's extraData to that root.
+         */
+        {
+                uint8_t leaf[CSCP_MERKLE_MAX_HASH], root[CSCP_MERKLE_MAX_HASH];
+                cscp_merkle_hash_t path[CSCP_MERKLE_MAX_DEPTH];
+                const Cscp__BatchProof *bp = ev->host_batch;
+                bool ok = bp && bp->leaf_count >= 1 && bp->leaf_count <= CSCP_MERKLE_MAX_LEAVES &&
+                          bp->leaf_index < bp->leaf_count && bp->n_siblings <= CSCP_MERKLE_MAX_DEPTH;
+                int r;
+
+                for (size_t i = 0; ok && i < bp->n_siblings; i++) {
+                        ok = bp->siblings[i].len == 32;
+                        if (ok)
+                                memcpy(path[i], bp->siblings[i].data, 32);
+                }
+                r = cscp_merkle_leaf(TPM2_ALG_SHA256, want->nonce, want->nonce_len, "", NULL, 0, NULL, 0, leaf);
+                if (r < 0) {
+                        cscp_verdict_error(v, "cannot compute this challenge's leaf: %s", cscp_strerror(r));
+                        return r;
+                }
+                if (ok)
+                        ok = cscp_merkle_root_from_proof(TPM2_ALG_SHA256, leaf, bp->leaf_index, bp->leaf_count, path,
+                                                         bp->n_siblings, root) == 0;
+                if (!bp)
+                        cscp_verdict_claim(v, "host-batch-proof", false, "evidence carries no batch proof");
+                else
+                        cscp_verdict_claim(v, "host-batch-proof", ok,
+                                           ok ? "leaf %u of a batch of %u, %zu sibling hash(es) lead to a root"
+                                              : "the proof (leaf %u of %u, %zu siblings) does not fit a tree of that "
+                                                "size",
+                                           bp->leaf_index, bp->leaf_count, bp->n_siblings);
+                if (ok) {
+                        opts.nonce = root;
+                        opts.nonce_len = 32;
+                        opts.extra_label = "the batch root of this challenge's leaf";
+                } else {
+                        /* No root to hold extraData to: it can only fail. */
+                        opts.nonce = leaf;
+                        opts.nonce_len = 0;
+                        opts.extra_label = "(no valid batch proof)";
+                }
+                verify_quote(ev->host_quote, "host-", &opts, v);
+                if (ok)
+                        cscp_verdict_fact(v, "host-batch", "%u challenge(s) in one host quote", bp->leaf_count);
+        }
         if (want->host_ak_name) {
                 TPM2B_NAME name = {0};
                 char have[2 * sizeof(name.name) + 1] = "", expect[2 * sizeof(name.name) + 1];

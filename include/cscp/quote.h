@@ -33,6 +33,7 @@ typedef struct cscp_quote {
 typedef struct cscp_quote_opts {
         const uint8_t *nonce; /* expected extraData */
         size_t nonce_len;
+        const char *extra_label;            /* what the expected extraData is, for the claim text (NULL: "nonce") */
         const TPML_PCR_SELECTION *required; /* PCRs the quote must cover; NULL: any */
         bool allow_sha1;                    /* accept SHA-1 signatures and PCR digests (old quotes) */
         const char *prefix;                 /* claim name prefix, e.g. "host-" (NULL: none) */
@@ -45,7 +46,7 @@ typedef struct cscp_quote_opts {
  *   signature      TPMT_SIGNATURE parses, its scheme/hash are allowed, it verifies
  *   magic          TPM2_GENERATED_VALUE
  *   type           TPM2_ST_ATTEST_QUOTE
- *   extra-data     extraData == nonce (constant-time)
+ *   extra-data     extraData == opts->nonce (constant-time): the nonce, or the batch root
  *   pcr-selection  the quote covers opts->required
  *   pcr-values     a value of the right size for every selected PCR, none extra
  *   pcr-digest     digest of the values == TPMS_QUOTE_INFO.pcrDigest

@@ -862,9 +862,10 @@ int cscp_quote_verify(const cscp_quote_t *q, const cscp_quote_opts_t *opts, cscp
                 bool eq = ed->size == opts->nonce_len &&
                           (ed->size == 0 || CRYPTO_memcmp(ed->buffer, opts->nonce, ed->size) == 0);
 
-                check_claim(&c, "extra-data", eq, "extraData %s %s nonce %s",
+                check_claim(&c, "extra-data", eq, "extraData %s %s %s %s",
                             ed->size ? hex(ed->buffer, ed->size, h1) : "(empty)",
-                            eq ? "=" : "!=", opts->nonce_len ? hex(opts->nonce, opts->nonce_len, h2) : "(empty)");
+                            eq ? "=" : "!=", opts->extra_label ? opts->extra_label : "nonce",
+                            opts->nonce_len ? hex(opts->nonce, opts->nonce_len, h2) : "(empty)");
         }
 
         if (attest_ok && attest.type != TPM2_ST_ATTEST_QUOTE)

@@ -109,6 +109,8 @@ static int challenge_cli(char **out, char **err, const char *extra1, const char 
         return run_cscp(out, err, args);
 }
 
+static unsigned largest_batch;
+
 /* One challenge through the library: returns the verdict result, or a negative error. */
 static int challenge_lib(cscp_conn_t *conn, size_t nonce_len, Cscp__Frame **ret_resp)
 {
@@ -150,6 +152,14 @@ static int challenge_lib(cscp_conn_t *conn, size_t nonce_len, Cscp__Frame **ret_
         r = cscp_evidence_verify(resp->evidence, &want, &v);
         if (r == 0)
                 r = (int)cscp_verdict_result(&v);
+        if (resp->evidence->host_batch) {
+                /* Record the largest batch seen (group commit, design.md §3). */
+                unsigned n = resp->evidence->host_batch->leaf_count,
+                         seen = __atomic_load_n(&largest_batch, __ATOMIC_RELAXED);
+                while (n > seen && !__atomic_compare_exchange_n(&largest_batch, &seen, n, false, __ATOMIC_RELAXED,
+                                                                __ATOMIC_RELAXED))
+                        ;
+        }
         cscp_verdict_clear(&v);
         cscp__frame__free_unpacked(resp, NULL);
         return r;
@@ -181,10 +191,19 @@ static void assert_claims_pass(const char *out, const char *const *names)
 
 Test(attestd, good_challenge_is_trusted)
 {
-        static const char *const claims[] = {"tls-peer",           "nonce-echo",      "host-ak-public",
-                                             "host-ak-attributes", "host-signature",  "host-magic",
-                                             "host-type",          "host-extra-data", "host-pcr-selection",
-                                             "host-pcr-values",    "host-pcr-digest", NULL};
+        static const char *const claims[] = {"tls-peer",
+                                             "nonce-echo",
+                                             "host-ak-public",
+                                             "host-ak-attributes",
+                                             "host-signature",
+                                             "host-magic",
+                                             "host-type",
+                                             "host-extra-data",
+                                             "host-pcr-selection",
+                                             "host-pcr-values",
+                                             "host-pcr-digest",
+                                             "host-batch-proof",
+                                             NULL};
         char *out = NULL, *err = NULL;
         int code = challenge_cli(&out, &err, NULL, NULL);
 
@@ -416,6 +435,9 @@ Test(attestd, fifty_concurrent_challenges_are_all_trusted)
                 trusted += (intptr_t)res == CSCP_VERDICT_TRUSTED;
         }
         cr_assert_eq(trusted, CONCURRENT, "%d of %d trusted", trusted, CONCURRENT);
+        /* 50 challenges at once cannot all have had a quote of their own: some were answered together. */
+        cr_assert_gt(largest_batch, 1, "no challenge shared a host quote (group commit did not batch)");
+        cr_log_info("largest batch: %u challenges in one quote", largest_batch);
 }
 
 static char *ak_name_of(const char *json)
