@@ -28,6 +28,7 @@
 
 #define LOGMODULE control
 #include "core.h"
+#include "endpoint.h"
 #include "error.h"
 #include "log.h"
 #include "pcr.h"
@@ -49,7 +50,7 @@ typedef struct job {
         uint64_t t0;
         /* Create */
         char endpoint[PATH_MAX], sock[PATH_MAX], ctrl[PATH_MAX], tcti[PATH_MAX + 16];
-        bool bind_logged, moved;
+        bool bind_logged;
         /* Quote */
         TPML_PCR_SELECTION sel;
         cscp_tpm_quote_t quote;
@@ -59,6 +60,8 @@ typedef struct job {
         /* provisioning */
         bool for_pool;
         instance_cb cb;
+        /* supervision: a re-adopted swtpm that was not restarted by us */
+        bool adopted;
 } job_t;
 
 static uint64_t realtime_s(void)
@@ -435,22 +438,7 @@ static void bind_work(uv_work_t *w)
         int r;
 
         uv_mutex_lock(&inst->lock);
-        if (strcmp(j->endpoint, inst->endpoint) != 0) {
-                /* From the pool: the running swtpm's sockets move to the container's endpoint. */
-                if (mkdir(j->endpoint, 0755) < 0 && errno != EEXIST) {
-                        r = -errno;
-                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot create %s: %s", j->endpoint, strerror(errno));
-                        goto out;
-                }
-                if (rename(inst->sock, j->sock) < 0 || rename(inst->ctrl, j->ctrl) < 0) {
-                        r = -errno;
-                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot move the pool instance's sockets: %s",
-                                  strerror(errno));
-                        goto out;
-                }
-                j->moved = true;
-                (void)rmdir(inst->endpoint);
-        }
+        /* swtpm's sockets are private and stay put; the container's endpoint was opened by create_bind. */
         r = registry_save(inst, INST_BINDING);
         if (r < 0) {
                 vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(r));
@@ -499,8 +487,6 @@ static void bind_after(uv_work_t *w, int status)
         instance_t *inst = j->inst;
         int r = status < 0 ? status : j->r;
 
-        if (j->moved)
-                instance_set_endpoint(inst, j->endpoint);
         if (r < 0) {
                 create_fail(j, control_error_code(r), j->msg);
         } else {
@@ -535,7 +521,23 @@ static void create_bind(job_t *j)
         vtpmd_fmt(j->endpoint, sizeof(j->endpoint), "%s/%s", d->vtpm_run, id);
         vtpmd_fmt(j->sock, sizeof(j->sock), "%s/tpm.sock", j->endpoint);
         vtpmd_fmt(j->ctrl, sizeof(j->ctrl), "%s/tpm.sock.ctrl", j->endpoint);
-        vtpmd_fmt(j->tcti, sizeof(j->tcti), "swtpm:path=%s", j->sock);
+        vtpmd_fmt(j->tcti, sizeof(j->tcti), "%s", inst->tcti); /* vtpmd's own: swtpm's private socket */
+        /* The container's endpoint (endpoint.c) in front of the vTPM, before the binding is recorded. */
+        instance_set_endpoint(inst, j->endpoint);
+        if (endpoint_open(inst) < 0) {
+                create_fail(j, VTPMD__ERROR_CODE__ERR_INTERNAL, "cannot listen on the container's endpoint");
+                job_free(j);
+                return;
+        }
+        if (d->cfg->frontend_proxy) {
+                char dev[64];
+                int r = proxy_open(inst, dev, sizeof(dev));
+                if (r < 0) {
+                        create_fail(j, VTPMD__ERROR_CODE__ERR_INTERNAL, "--frontend vtpm-proxy: no /dev/tpmN");
+                        job_free(j);
+                        return;
+                }
+        }
         if (control_queue(d, &j->w, bind_work, bind_after) < 0) {
                 create_fail(j, VTPMD__ERROR_CODE__ERR_INTERNAL, "cannot queue work");
                 job_free(j);
@@ -716,6 +718,7 @@ static void handle_destroy(job_t *j)
                 return;
         }
         inst->state = INST_DESTROYING;
+        endpoint_close(inst);
         instance_ref(inst);
         j->inst = inst;
         j->keep = j->req->destroy->keep_state;
@@ -1029,6 +1032,8 @@ static void restart_work(uv_work_t *w)
 {
         job_t *j = w->data;
         instance_t *inst = j->inst;
+        uint8_t secret[VTPMD_SECRET_LEN];
+        bool reset;
         int r;
 
         r = instance_wait_ready(inst, j->d->cfg->swtpm_start_timeout_ms);
@@ -1037,8 +1042,30 @@ static void restart_work(uv_work_t *w)
                 j->r = r;
                 return;
         }
+        r = keys_secret_load(j->d->master, inst->uid, inst->keyfile, secret);
+        if (r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot unwrap the instance secret: %s", cscp_strerror(r));
+                j->r = r;
+                return;
+        }
         uv_mutex_lock(&inst->lock);
-        if (access(inst->log, F_OK) == 0) {
+        /* Startup(CLEAR) emptied the platform auth: ours again before anything else (vtpm.h). */
+        r = vtpm_platform_auth_set(inst->tcti, secret + VTPMD_STATE_KEY_LEN);
+        OPENSSL_cleanse(secret, sizeof(secret));
+        if (r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot set the platform auth again: %s%s", cscp_strerror(r),
+                          r == CSCP_E_STATE ? " (the platform hierarchy was taken while it was open)" : "");
+                uv_mutex_unlock(&inst->lock);
+                j->r = r;
+                return;
+        }
+        /* A re-adopted swtpm whose platform auth was empty was reset behind our back: its PCRs too. */
+        reset = !j->adopted || r == 1;
+        if (j->adopted && reset)
+                log_warn("%s: the re-adopted vTPM had been reset (empty platform auth); re-extending its log",
+                         inst->uid);
+        r = 0;
+        if (reset && access(inst->log, F_OK) == 0) {
                 r = vtpm_log_reextend(inst->tcti, inst->log);
                 if (r < 0)
                         vtpmd_fmt(j->msg, sizeof(j->msg), "re-extending %s failed: %s", inst->log, cscp_strerror(r));
@@ -1060,20 +1087,28 @@ static void restart_after(uv_work_t *w, int status)
         int r = status < 0 ? status : j->r;
 
         inst->restart_busy = false;
+        /* A re-adopted pool instance stayed counted in pool_ready (so the pool is not refilled meanwhile). */
+        if (j->adopted && inst->resume_state == INST_POOL && (inst->died_again || r < 0))
+                d->pool_ready--;
         if (inst->died_again) {
                 inst->died_again = false;
                 if (!d->stopping)
                         control_instance_restart(inst);
         } else if (r < 0) {
                 inst->state = INST_FAILED;
-                log_error("%s: restart of the vTPM of %s failed: %s", inst->uid, inst->id[0] ? inst->id : "(pool)",
-                          j->msg);
+                log_error("%s: %s of the vTPM of %s failed: %s", inst->uid, j->adopted ? "the check" : "restart",
+                          inst->id[0] ? inst->id : "(pool)", j->msg);
         } else {
                 inst->state = inst->resume_state;
-                if (inst->state == INST_POOL)
+                if (inst->state == INST_POOL && !j->adopted)
                         d->pool_ready++;
-                log_warn("%s: vTPM %s restarted from its state (swtpm %d, restart #%u); container log re-extended",
-                         inst->uid, inst->id[0] ? inst->id : "(pool)", (int)inst->pid, inst->restarts);
+                if (j->adopted)
+                        log_info("%s: re-adopted vTPM %s checked (swtpm %d, platform auth ours)", inst->uid,
+                                 inst->id[0] ? inst->id : "(pool)", (int)inst->pid);
+                else
+                        log_warn("%s: vTPM %s restarted from its state (swtpm %d, restart #%u); platform auth set "
+                                 "again, container log re-extended",
+                                 inst->uid, inst->id[0] ? inst->id : "(pool)", (int)inst->pid, inst->restarts);
         }
         job_free(j);
         control_job_done(d);
@@ -1100,6 +1135,7 @@ void control_instance_restart(instance_t *inst)
                 return;
         }
         inst->restarts++;
+        endpoint_reset(inst); /* the clients' saved contexts died with the old swtpm */
         j = job_new(d, NULL, NULL, NULL);
         if (!j)
                 goto fail;
@@ -1115,6 +1151,32 @@ void control_instance_restart(instance_t *inst)
 fail:
         inst->state = INST_FAILED;
         log_error("%s: out of memory restarting the vTPM", inst->uid);
+}
+
+void control_instance_verify(instance_t *inst)
+{
+        vtpmd_t *d = inst->d;
+        job_t *j = job_new(d, NULL, NULL, NULL);
+
+        inst->resume_state = inst->state == INST_POOL ? INST_POOL : INST_READY;
+        inst->state = INST_RESTARTING; /* pool_take and the handlers leave it alone; pool_ready still counts it */
+        if (!j)
+                goto fail;
+        instance_ref(inst);
+        j->inst = inst;
+        j->adopted = true;
+        inst->restart_busy = true;
+        if (control_queue(d, &j->w, restart_work, restart_after) < 0) {
+                inst->restart_busy = false;
+                job_free(j);
+                goto fail;
+        }
+        return;
+fail:
+        if (inst->resume_state == INST_POOL)
+                d->pool_ready--;
+        inst->state = INST_FAILED;
+        log_error("%s: out of memory checking the re-adopted vTPM", inst->uid);
 }
 
 void control_instance_died(instance_t *inst, int64_t status, int sig)

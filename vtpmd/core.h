@@ -9,6 +9,8 @@
  *   registry.c  instance records in --state-dir, re-adoption at start
  *   pool.c      warm pool of pre-manufactured vTPMs
  *   control.c   request handlers (TPM work on the libuv threadpool)
+ *   rm.c        resource manager: deny list, per-client handle virtualization (rm.h)
+ *   endpoint.c  the container's sockets, served through the RM; proxy.c: vtpm_proxy (endpoint.h)
  *   daemon.c    libuv loop, Unix control socket, peer credentials, limits, signals
  * Everything that touches a vtpmd_t or an instance_t runs on the loop thread,
  * except the fields a worker is documented to use (paths, ident, lock).
@@ -99,6 +101,11 @@ typedef struct vtpmd_config {
         unsigned idle_timeout_ms, read_timeout_ms;
         unsigned swtpm_start_timeout_ms;
         bool stop_instances; /* stop every swtpm on a clean exit (default: leave them for re-adoption) */
+        /* --measurement-policy (hostmeasure.c): host processes into host PCR host_process_pcr; NULL = none */
+        const struct cscp_measure_policy *measure_policy;
+        const char *measure_policy_path;
+        uint32_t host_process_pcr; /* default 11 */
+        bool frontend_proxy;       /* --frontend vtpm-proxy: also a kernel /dev/tpmN per bound vTPM (proxy.c) */
 } vtpmd_config_t;
 
 void vtpmd_config_defaults(vtpmd_config_t *c);
@@ -123,6 +130,8 @@ typedef struct vtpmd {
         char vtpm_run[PATH_MAX];  /* <run>/vtpm */
         char pool_run[PATH_MAX];  /* <run>/vtpm-pool */
         char hostlog_path[PATH_MAX];
+        hostlog_t *proclog; /* <state>/host-pcr11.cel: host process records (hostmeasure.c), NULL without a policy */
+        char proclog_path[PATH_MAX];
         size_t id_max;             /* longest container id whose socket path fits */
         char swtpm_path[PATH_MAX]; /* cfg->swtpm resolved through PATH ("" when not found) */
         void (*stopped_cb)(struct vtpmd *d);
@@ -158,8 +167,11 @@ struct instance {
         char dir[PATH_MAX]; /* <state>/instances/<uid> */
         char meta[PATH_MAX], keyfile[PATH_MAX], identity[PATH_MAX], log[PATH_MAX], pidfile[PATH_MAX],
                 swtpm_log[PATH_MAX];
-        char endpoint[PATH_MAX]; /* directory holding the sockets */
-        char sock[PATH_MAX], ctrl[PATH_MAX], tcti[PATH_MAX + 16];
+        char endpoint[PATH_MAX]; /* directory holding the container's sockets (endpoint.c serves them) */
+        char sock[PATH_MAX], ctrl[PATH_MAX];
+        /* swtpm's own sockets, private (<dir>/swtpm.sock{,.ctrl}); tcti = "swtpm:path=<swtpm_sock>" is vtpmd's */
+        char swtpm_sock[PATH_MAX], swtpm_ctrl[PATH_MAX], tcti[PATH_MAX + 16];
+        struct endpoint *ep; /* the mediated endpoint while the instance is bound (endpoint.h) */
         vtpm_identity_t ident;
         bool have_ident;
         uv_mutex_t lock; /* workers: one TPM conversation per instance at a time */
@@ -236,8 +248,13 @@ typedef void (*control_reply_cb)(void *conn, uint8_t *frame, size_t len);
 void control_handle(vtpmd_t *d, Vtpmd__VtpmRequest *req, control_reply_cb reply, void *conn);
 /* The supervisor: called when an instance's swtpm exited unexpectedly. */
 void control_instance_died(instance_t *inst, int64_t status, int signal);
-/* Starts (loop) a restart + re-extend of a dead instance. */
+/* Starts (loop) a restart + re-extend of a dead instance (platform auth set again first). */
 void control_instance_restart(instance_t *inst);
+/*
+ * Loop: a re-adopted running swtpm is RESTARTING until a worker checked its
+ * platform auth (vtpm_platform_auth_set); one found reset is re-extended too.
+ */
+void control_instance_verify(instance_t *inst);
 /* Queue a job on the threadpool, counted so a stop can wait for it. */
 int control_queue(vtpmd_t *d, uv_work_t *w, uv_work_cb work, uv_after_work_cb after);
 void control_job_done(vtpmd_t *d);
@@ -251,6 +268,17 @@ void control_discard(instance_t *inst);
 void control_stop_instances(vtpmd_t *d);
 /* Maps an error to a wire error code. */
 Vtpmd__ErrorCode control_error_code(int r);
+
+/* ---- hostmeasure.c -------------------------------------------------------- */
+
+/*
+ * At start: appends a CM_TLV PROCESS record per host binary of the policy's
+ * measure.system.processes (and per running process of it, withParameter) to
+ * h and extends it (docs/measurements.md §8). A message in err on failure.
+ */
+int hostmeasure_apply(hostlog_t *h, const struct cscp_measure_policy *p, char *err, size_t err_len);
+/* Daemon start, after the host log: opens d->proclog (<state>/host-pcr<N>.cel) and applies cfg->measure_policy. */
+int hostmeasure_start(vtpmd_t *d, char *err, size_t err_len);
 
 /* ---- pool.c -------------------------------------------------------------- */
 

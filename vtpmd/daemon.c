@@ -81,6 +81,7 @@ void vtpmd_config_defaults(vtpmd_config_t *c)
         c->idle_timeout_ms = 60 * 1000;
         c->read_timeout_ms = 10 * 1000;
         c->swtpm_start_timeout_ms = 10 * 1000;
+        c->host_process_pcr = 11;
 }
 
 static void conn_close(conn_t *c, const char *why);
@@ -552,6 +553,12 @@ static int setup_dirs(server_t *s)
         d->id_max = fixed + 1 < sizeof(sa.sun_path) ? sizeof(sa.sun_path) - 1 - fixed : 0;
         if (d->id_max > VTPMD_ID_MAX)
                 d->id_max = VTPMD_ID_MAX;
+        /* swtpm's private sockets: <state>/instances/<uid>/swtpm.sock.ctrl (instance.c). */
+        if (strlen(d->inst_root) + 1 + VTPMD_UID_LEN + strlen("/swtpm.sock.ctrl") >= sizeof(sa.sun_path)) {
+                log_error("--state-dir %s is too long: swtpm's socket paths would not fit in %zu bytes", cfg->state_dir,
+                          sizeof(sa.sun_path) - 1);
+                return -ENAMETOOLONG;
+        }
         if (d->id_max < 16 ||
             strlen(d->pool_run) + 1 + VTPMD_UID_LEN + strlen("/tpm.sock.ctrl") >= sizeof(sa.sun_path)) {
                 log_error("--run-dir %s is too long: container socket paths would not fit in %zu bytes", cfg->run_dir,
@@ -614,6 +621,11 @@ int vtpmd_run(const vtpmd_config_t *cfg)
                           cfg->tcti ? cfg->tcti : "default", cscp_strerror(r), msg[0] ? ": " : "", msg);
                 goto out;
         }
+        r = hostmeasure_start(&s->d, msg, sizeof(msg));
+        if (r < 0) {
+                log_error("measurement policy: %s", msg);
+                goto out_hostlog;
+        }
         r = uv_loop_init(&loop);
         if (r < 0)
                 goto out_hostlog;
@@ -653,6 +665,7 @@ run:
                 log_warn("event loop closed with handles still open");
         log_info("stopped");
 out_hostlog:
+        hostlog_close(s->d.proclog);
         hostlog_close(s->d.hostlog);
 out:
         OPENSSL_cleanse(s->d.master, sizeof(s->d.master));

@@ -34,6 +34,7 @@
 
 #define LOGMODULE instance
 #include "core.h"
+#include "endpoint.h"
 #include "error.h"
 #include "log.h"
 #include "util.h"
@@ -79,6 +80,10 @@ instance_t *instance_new(vtpmd_t *d, const char *uid)
         pathf(inst->log, inst->dir, "container.log");
         pathf(inst->pidfile, inst->dir, "swtpm.pid");
         pathf(inst->swtpm_log, inst->dir, "swtpm.log");
+        /* swtpm's sockets stay private to vtpmd (the directory is 0700); containers get endpoint.c's. */
+        pathf(inst->swtpm_sock, inst->dir, "swtpm.sock");
+        pathf(inst->swtpm_ctrl, inst->dir, "swtpm.sock.ctrl");
+        vtpmd_fmt(inst->tcti, sizeof(inst->tcti), "swtpm:path=%s", inst->swtpm_sock);
         uv_mutex_init(&inst->lock);
         uv_timer_init(d->loop, &inst->timer);
         inst->timer.data = inst;
@@ -106,7 +111,6 @@ void instance_set_endpoint(instance_t *inst, const char *endpoint_dir)
         vtpmd_fmt(inst->endpoint, sizeof(inst->endpoint), "%s", endpoint_dir);
         pathf(inst->sock, inst->endpoint, "tpm.sock");
         pathf(inst->ctrl, inst->endpoint, "tpm.sock.ctrl");
-        vtpmd_fmt(inst->tcti, sizeof(inst->tcti), "swtpm:path=%s", inst->sock);
 }
 
 const char *instance_state_name(instance_state_t s)
@@ -272,13 +276,8 @@ int instance_spawn(instance_t *inst, char *err, size_t err_len)
                 vtpmd_fmt(err, err_len, "swtpm for %s is still running or closing", inst->uid);
                 return -EBUSY;
         }
-        if (mkdir(inst->endpoint, 0755) < 0 && errno != EEXIST) {
-                r = -errno;
-                vtpmd_fmt(err, err_len, "cannot create %s: %s", inst->endpoint, strerror(errno));
-                return r;
-        }
-        (void)unlink(inst->sock); /* stale sockets of a dead swtpm */
-        (void)unlink(inst->ctrl);
+        (void)unlink(inst->swtpm_sock); /* stale sockets of a dead swtpm */
+        (void)unlink(inst->swtpm_ctrl);
         (void)unlink(inst->pidfile);
         if (!d->swtpm_path[0] || access(d->swtpm_path, X_OK) < 0) {
                 vtpmd_fmt(err, err_len, "cannot start %s: %s", d->cfg->swtpm,
@@ -308,8 +307,8 @@ int instance_spawn(instance_t *inst, char *err, size_t err_len)
         pfd[1] = -1;
 
         vtpmd_fmt(a_state, sizeof(a_state), "dir=%s,mode=0600", inst->dir);
-        vtpmd_fmt(a_server, sizeof(a_server), "type=unixio,path=%s,mode=0660", inst->sock);
-        vtpmd_fmt(a_ctrl, sizeof(a_ctrl), "type=unixio,path=%s,mode=0660", inst->ctrl);
+        vtpmd_fmt(a_server, sizeof(a_server), "type=unixio,path=%s,mode=0600", inst->swtpm_sock);
+        vtpmd_fmt(a_ctrl, sizeof(a_ctrl), "type=unixio,path=%s,mode=0600", inst->swtpm_ctrl);
         vtpmd_fmt(a_pid, sizeof(a_pid), "file=%s", inst->pidfile);
         vtpmd_fmt(a_log, sizeof(a_log), "file=%s", inst->swtpm_log);
         char *argv[] = {"vtpmd",
@@ -424,9 +423,9 @@ int instance_wait_ready(const instance_t *inst, unsigned timeout_ms)
         int r;
 
         for (;;) {
-                r = ctrl_probe(inst->ctrl, 1000);
+                r = ctrl_probe(inst->swtpm_ctrl, 1000);
                 if (r == 0)
-                        r = data_probe(inst->sock);
+                        r = data_probe(inst->swtpm_sock);
                 if (r == 0)
                         return 0;
                 if (instance_now_ms() >= deadline)
@@ -507,10 +506,10 @@ int instance_adopt(instance_t *inst)
                 return r;
         if (!proc_is_our_swtpm(pid, inst->dir))
                 return -ESRCH;
-        r = ctrl_probe(inst->ctrl, 1000);
+        r = ctrl_probe(inst->swtpm_ctrl, 1000);
         if (r < 0) {
                 /* Alive but not answering on the endpoint we expect: it is stuck; stop it, the caller restarts. */
-                log_warn("%s: swtpm %d does not answer on %s; killing it", inst->uid, (int)pid, inst->ctrl);
+                log_warn("%s: swtpm %d does not answer on %s; killing it", inst->uid, (int)pid, inst->swtpm_ctrl);
                 kill(pid, SIGKILL);
                 return r;
         }
@@ -576,6 +575,7 @@ static void timer_closed_cb(uv_handle_t *h)
 
 void instance_release(instance_t *inst)
 {
+        endpoint_close(inst);
         inst->on_exit = NULL;
         if (inst->timer_open && !uv_is_closing((uv_handle_t *)&inst->timer))
                 uv_close((uv_handle_t *)&inst->timer, timer_closed_cb);

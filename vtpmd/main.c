@@ -11,6 +11,7 @@
 #include "core.h"
 #include "error.h"
 #include "log.h"
+#include "policy.h"
 
 static void usage(FILE *f)
 {
@@ -24,6 +25,10 @@ static void usage(FILE *f)
                 "  --tcti CONF              host TPM, e.g. device:/dev/tpmrm0 or swtpm:path=/run/tpm.sock\n"
                 "                           (default: tpm2-tss tctildr's default)\n"
                 "  --host-pcr N             host PCR the host log is extended into (default 15)\n"
+                "  --measurement-policy FILE   YAML (docs/policy.md): at start, measure the host processes it lists\n"
+                "                           (binary digest; command lines with withParameter) into a second host log\n"
+                "                           <state-dir>/host-pcr<N>.cel; backend must be tpm\n"
+                "  --host-process-pcr N     host PCR of that log (default 11)\n"
                 "\n"
                 "Files:\n"
                 "  --state-dir DIR          master key, host log, instance state (default /var/lib/cscp/vtpmd)\n"
@@ -42,6 +47,9 @@ static void usage(FILE *f)
                 "  --max-instances N        vTPMs bound to containers at most (default 256, at most %d)\n"
                 "  --stop-instances         on SIGTERM/SIGINT stop every swtpm too (default: leave them running;\n"
                 "                           the next vtpmd re-adopts them)\n"
+                "  --frontend socket|vtpm-proxy   the container endpoint: vtpmd's mediated sockets (default), and\n"
+                "                           with vtpm-proxy also a kernel /dev/tpmN + /dev/tpmrmN per vTPM "
+                "(/dev/vtpmx)\n"
                 "\n"
                 "Control API (proto/vtpmd.proto over the Unix socket):\n"
                 "  --control-group GROUP    members (primary gid of the peer) may use the API besides root\n"
@@ -89,6 +97,9 @@ int main(int argc, char **argv)
                 OPT_POOL,
                 OPT_MAX_INST,
                 OPT_STOP_INST,
+                OPT_FRONTEND,
+                OPT_MEASURE_POLICY,
+                OPT_HOST_PROC_PCR,
                 OPT_GROUP,
                 OPT_MAX_FRAME,
                 OPT_MAX_CONN,
@@ -110,6 +121,9 @@ int main(int argc, char **argv)
                 {"pool", required_argument, NULL, OPT_POOL},
                 {"max-instances", required_argument, NULL, OPT_MAX_INST},
                 {"stop-instances", no_argument, NULL, OPT_STOP_INST},
+                {"frontend", required_argument, NULL, OPT_FRONTEND},
+                {"measurement-policy", required_argument, NULL, OPT_MEASURE_POLICY},
+                {"host-process-pcr", required_argument, NULL, OPT_HOST_PROC_PCR},
                 {"control-group", required_argument, NULL, OPT_GROUP},
                 {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
                 {"max-connections", required_argument, NULL, OPT_MAX_CONN},
@@ -121,6 +135,7 @@ int main(int argc, char **argv)
                 {},
         };
         vtpmd_config_t cfg;
+        cscp_measure_policy_t *policy = NULL;
         unsigned long v;
         int verbose = 0, c, r;
 
@@ -179,8 +194,23 @@ int main(int argc, char **argv)
                                 return 1;
                         cfg.max_instances = (unsigned)v;
                         break;
+                case OPT_MEASURE_POLICY:
+                        cfg.measure_policy_path = optarg;
+                        break;
+                case OPT_HOST_PROC_PCR:
+                        if (parse_uint("--host-process-pcr", optarg, 0, 23, &v) < 0)
+                                return 1;
+                        cfg.host_process_pcr = (uint32_t)v;
+                        break;
                 case OPT_STOP_INST:
                         cfg.stop_instances = true;
+                        break;
+                case OPT_FRONTEND:
+                        if (strcmp(optarg, "vtpm-proxy") != 0 && strcmp(optarg, "socket") != 0) {
+                                fprintf(stderr, "vtpmd: --frontend: 'socket' or 'vtpm-proxy', not '%s'\n", optarg);
+                                return 1;
+                        }
+                        cfg.frontend_proxy = strcmp(optarg, "vtpm-proxy") == 0;
                         break;
                 case OPT_GROUP: {
                         struct group *g = getgrnam(optarg);
@@ -243,7 +273,31 @@ int main(int argc, char **argv)
         }
         if (!getenv("TSS2_LOG"))
                 setenv("TSS2_LOG", verbose > 1 ? "all+debug" : "all+none", 1);
+        if (cfg.measure_policy_path) {
+                char err[512];
+                r = cscp_measure_policy_load(cfg.measure_policy_path, &policy, err, sizeof(err));
+                if (r < 0) {
+                        fprintf(stderr, "vtpmd: --measurement-policy %s: %s\n", cfg.measure_policy_path,
+                                err[0] ? err : cscp_strerror(r));
+                        return 1;
+                }
+                if (strcmp(policy->backend, "tpm") != 0) {
+                        fprintf(stderr,
+                                "vtpmd: --measurement-policy %s: backend '%s' is not supported yet; only 'tpm' (the "
+                                "TDX backend arrives with the TDX work)\n",
+                                cfg.measure_policy_path, policy->backend);
+                        cscp_measure_policy_free(policy);
+                        return 1;
+                }
+                if (cfg.host_process_pcr == cfg.host_pcr) {
+                        fprintf(stderr, "vtpmd: --host-process-pcr and --host-pcr must differ (two logs, one each)\n");
+                        cscp_measure_policy_free(policy);
+                        return 1;
+                }
+                cfg.measure_policy = policy;
+        }
         signal(SIGPIPE, SIG_IGN);
         r = vtpmd_run(&cfg);
+        cscp_measure_policy_free(policy);
         return r < 0 ? 1 : 0;
 }

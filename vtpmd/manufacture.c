@@ -709,6 +709,61 @@ out:
         return r;
 }
 
+/* --- platform auth after a restart ------------------------------------------------------------ */
+
+int vtpm_platform_auth_set(const char *tcti, const uint8_t *platform_auth)
+{
+        cscp_tpm_t *t = NULL;
+        ESYS_CONTEXT *esys;
+        TPM2B_AUTH auth = {0}, empty = {0};
+        bool auth_used = false;
+        TSS2_RC rc;
+        int r;
+
+        if (!tcti || !platform_auth)
+                return -EINVAL;
+        r = cscp_tpm_open(tcti, &t);
+        if (r < 0)
+                return r;
+        esys = cscp_tpm_esys(t);
+        auth.size = VTPM_PLATFORM_AUTH_LEN;
+        memcpy(auth.buffer, platform_auth, VTPM_PLATFORM_AUTH_LEN);
+        /* After TPM2_Startup(CLEAR) the platform auth is empty: set it. */
+        rc = Esys_HierarchyChangeAuth(esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &auth);
+        if (rc == TSS2_RC_SUCCESS) {
+                log_debug("platform auth was empty (the vTPM was restarted or reset): set again");
+                r = 1;
+                goto out;
+        }
+        if (!tpm_rc_is(rc, TPM2_RC_BAD_AUTH) && !tpm_rc_is(rc, TPM2_RC_AUTH_FAIL)) {
+                /* e.g. TPM_RC_HIERARCHY: someone disabled the platform hierarchy while its auth was empty. */
+                (void)tss_fail("HierarchyChangeAuth(platform, from empty)", rc);
+                r = CSCP_E_STATE;
+                goto out;
+        }
+        /* Already set: to ours? Changing it to itself succeeds only with the right auth (no DA for platform). */
+        rc = Esys_TR_SetAuth(esys, ESYS_TR_RH_PLATFORM, &auth);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = tss_fail("TR_SetAuth(platform)", rc);
+                goto out;
+        }
+        auth_used = true;
+        rc = Esys_HierarchyChangeAuth(esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &auth);
+        if (rc != TSS2_RC_SUCCESS) {
+                (void)tss_fail("HierarchyChangeAuth(platform, with our auth)", rc);
+                log_debug("the vTPM's platform auth is set, and not to ours");
+                r = CSCP_E_STATE;
+                goto out;
+        }
+        r = 0;
+out:
+        if (auth_used)
+                (void)Esys_TR_SetAuth(esys, ESYS_TR_RH_PLATFORM, &empty); /* no copy left in ESYS */
+        cscp_tpm_free(t);
+        OPENSSL_cleanse(&auth, sizeof(auth));
+        return r;
+}
+
 void vtpm_identity_clear(vtpm_identity_t *id)
 {
         if (!id)

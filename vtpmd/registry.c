@@ -23,6 +23,7 @@
 
 #define LOGMODULE registry
 #include "core.h"
+#include "endpoint.h"
 #include "error.h"
 #include "log.h"
 #include "util.h"
@@ -250,9 +251,18 @@ static void recover_one(vtpmd_t *d, const char *uid)
         else
                 d->n_bound++;
         inst->state = pool ? INST_POOL : INST_READY;
+        /* The container's endpoint is vtpmd's (endpoint.c): made anew by every vtpmd; swtpm's sockets stay. */
+        if (!pool && endpoint_open(inst) < 0)
+                log_error("%s: no endpoint for %s: the container cannot reach its vTPM", uid, inst->id);
+        else if (!pool && d->cfg->frontend_proxy) {
+                char dev[64];
+                if (proxy_open(inst, dev, sizeof(dev)) < 0)
+                        log_error("%s: no /dev/tpmN for %s (--frontend vtpm-proxy)", uid, inst->id);
+        }
         r = instance_adopt(inst);
         if (r == 0) {
                 log_info("%s: re-adopted swtpm %d for %s", uid, (int)inst->pid, pool ? "the pool" : inst->id);
+                control_instance_verify(inst);
                 return;
         }
         log_warn("%s: swtpm for %s is not running (%s); restarting it from its state", uid,

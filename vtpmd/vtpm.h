@@ -61,6 +61,17 @@ typedef struct vtpm_manufacture_opts {
  * hierarchy. tcti: "swtpm:path=<sock>".
  */
 int vtpm_manufacture(const char *tcti, const vtpm_manufacture_opts_t *o, vtpm_identity_t *ret);
+/*
+ * After a vTPM restart (swtpm runs TPM2_Startup(CLEAR), which empties the
+ * platform hierarchy auth) and before anyone else may talk to it: sets the
+ * platform auth from empty to platform_auth (VTPM_PLATFORM_AUTH_LEN bytes).
+ * Returns 1 when it was empty and is set now, 0 when it already was
+ * platform_auth (nothing changed), CSCP_E_STATE when it is set to something
+ * else or the platform hierarchy is unusable (someone got at the vTPM while
+ * it was open). disableClear, set at manufacture, is NV state and survives
+ * Startup(CLEAR) (tested), so it is not re-applied here.
+ */
+int vtpm_platform_auth_set(const char *tcti, const uint8_t *platform_auth);
 void vtpm_identity_clear(vtpm_identity_t *id);
 /* Atomic save / checked load of an identity (a file in the instance directory). */
 int vtpm_identity_save(const vtpm_identity_t *id, const char *path);

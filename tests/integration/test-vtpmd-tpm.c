@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,6 +399,80 @@ Test(vtpm, manufacture_twice_refused)
         /* A CA key that does not belong to the CA certificate is refused before the TPM is touched. */
         o.ca_key = harness_path(certs, "ca-key.pem");
         cr_assert_eq(vtpm_manufacture(vt.tcti, &o, &id2), -EINVAL);
+}
+
+/* Is the platform auth `auth` ("" = empty)? ClearControl(platform, set) is a no-op on a manufactured vTPM. */
+static bool platform_auth_is(harness_swtpm_t *s, const char *auth)
+{
+        char *argv[] = {"tpm2_clearcontrol", "-T", s->tcti, "-C", "p", "-P", (char *)auth, "s", NULL};
+
+        return tool(argv, NULL) == 0;
+}
+
+Test(vtpm, platform_auth_after_restart)
+{
+        char ak[16], nv[16];
+        uint8_t wrong[VTPM_PLATFORM_AUTH_LEN];
+        double ms;
+
+        start_swtpm("vtpm", &vt);
+        manufacture(&vt, CSCP_KEY_ECC_P256, "restarted", &ms);
+        snprintf(ak, sizeof(ak), "0x%08x", (unsigned)id.ak_handle);
+        snprintf(nv, sizeof(nv), "0x%08x", (unsigned)VTPM_EK_CERT_NV_ECC);
+        /* Manufactured: ours already, nothing to do; any other auth is refused as a foreign state. */
+        cr_assert_eq(vtpm_platform_auth_set(vt.tcti, platform_auth), 0);
+        cr_assert_eq(RAND_bytes(wrong, sizeof(wrong)), 1);
+        cr_assert_eq(vtpm_platform_auth_set(vt.tcti, wrong), CSCP_E_STATE);
+        cr_assert(platform_auth_is(&vt, auth_hex()));
+
+        /* swtpm dies (state on disk) and comes back with TPM2_Startup(CLEAR): the platform auth is empty. */
+        cr_assert_eq(kill(vt.proc.pid, SIGKILL), 0);
+        harness_swtpm_stop(&vt);
+        start_swtpm("vtpm", &vt);
+        cr_assert(platform_auth_is(&vt, ""), "expected an empty platform auth after Startup(CLEAR)");
+        /* disableClear is NV state: it survived the restart, so the lockout hierarchy still cannot clear. */
+        {
+                char *argv[] = {"tpm2_clear", "-T", vt.tcti, "-c", "l", NULL};
+                cr_assert_neq(tool(argv, NULL), 0, "TPM2_Clear worked after a restart: disableClear was lost");
+        }
+
+        /* The hole closed: set again, then the container (empty auth) cannot use the platform hierarchy. */
+        cr_assert_eq(vtpm_platform_auth_set(vt.tcti, platform_auth), 1);
+        cr_assert_eq(vtpm_platform_auth_set(vt.tcti, platform_auth), 0, "not idempotent");
+        cr_assert_not(platform_auth_is(&vt, ""));
+        cr_assert(platform_auth_is(&vt, auth_hex()));
+        {
+                char *argv[] = {"tpm2_evictcontrol", "-T", vt.tcti, "-C", "p", "-c", ak, NULL};
+                cr_assert_neq(tool(argv, NULL), 0, "the container evicted the AK after a restart");
+        }
+        {
+                char *data = harness_path(dir, "junk.bin");
+                FILE *f = fopen(data, "w");
+                cr_assert(f && fputs("not a certificate", f) >= 0 && fclose(f) == 0);
+                char *argv[] = {"tpm2_nvwrite", "-T", vt.tcti, "-C", "p", "-i", data, nv, NULL};
+                cr_assert_neq(tool(argv, NULL), 0, "the container rewrote the EK certificate after a restart");
+        }
+        check_nv_cert(&vt, VTPM_EK_CERT_NV_ECC);
+        check_quote(&vt);
+
+        /* Someone took the platform hierarchy while it was open: refused, not papered over. */
+        cr_assert_eq(kill(vt.proc.pid, SIGKILL), 0);
+        harness_swtpm_stop(&vt);
+        start_swtpm("vtpm", &vt);
+        {
+                char *argv[] = {"tpm2_changeauth", "-T", vt.tcti, "-c", "p", "stolen", NULL};
+                cr_assert_eq(tool(argv, NULL), 0);
+        }
+        cr_assert_eq(vtpm_platform_auth_set(vt.tcti, platform_auth), CSCP_E_STATE);
+        /* ...and so is a disabled platform hierarchy (HierarchyControl(phEnable=NO) with the empty auth). */
+        cr_assert_eq(kill(vt.proc.pid, SIGKILL), 0);
+        harness_swtpm_stop(&vt);
+        start_swtpm("vtpm", &vt);
+        {
+                char *argv[] = {"tpm2_hierarchycontrol", "-T", vt.tcti, "-C", "p", "phEnable", "clear", NULL};
+                cr_assert_eq(tool(argv, NULL), 0);
+        }
+        cr_assert_eq(vtpm_platform_auth_set(vt.tcti, platform_auth), CSCP_E_STATE);
 }
 
 /* ---- identity file -------------------------------------------------------------------------- */

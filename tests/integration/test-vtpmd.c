@@ -20,6 +20,7 @@
 
 #include <criterion/criterion.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
 
 #include "core.h"
 #include "error.h"
@@ -507,13 +508,11 @@ Test(vtpmd, many_instances_supervised_and_readopted)
         cr_assert_eq(li->listed->n_instances, N_MANY, "instances lost across kill -9 of vtpmd");
         vtpmd__vtpm_response__free_unpacked(li, NULL);
         for (int i = 0; i < N_MANY; i++) {
-                Vtpmd__VtpmResponse *st = status_req(ids[i]);
-                cr_assert_eq(st->body_case, VTPMD__VTPM_RESPONSE__BODY_STATUS);
-                if (st->status->instance->pid != pids[i])
+                /* "restarting" until vtpmd has checked the re-adopted vTPM's platform auth. */
+                uint32_t pid = wait_state(ids[i], "ready", 0, 30000);
+                if (pid != pids[i])
                         harness_dump_log(&vd);
-                cr_assert_eq(st->status->instance->pid, pids[i], "%s: swtpm not re-adopted", ids[i]);
-                cr_assert_str_eq(st->status->instance->state, "ready");
-                vtpmd__vtpm_response__free_unpacked(st, NULL);
+                cr_assert_eq(pid, pids[i], "%s: swtpm not re-adopted", ids[i]);
                 assert_vtpm_matches_log(socks[i], logs[i]);
         }
         /* An adopted instance is still supervised. */
@@ -551,6 +550,254 @@ Test(vtpmd, many_instances_supervised_and_readopted)
         li = list_req();
         cr_assert_eq(li->listed->n_instances, N_MANY - 2);
         vtpmd__vtpm_response__free_unpacked(li, NULL);
+}
+
+/* Runs a tpm2-tools command through a vTPM's socket; returns its exit code. */
+static int tool_via(const char *sock, char *const argv[])
+{
+        char tcti[PATH_MAX + 16];
+        char *out = NULL, *err = NULL;
+        int code = -1;
+
+        snprintf(tcti, sizeof(tcti), "swtpm:path=%s", sock);
+        setenv("TPM2TOOLS_TCTI", tcti, 1);
+        cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &out, &err), 0);
+        free(out);
+        free(err);
+        return code;
+}
+
+/* What a container can do with the platform hierarchy when its auth is empty; none of it may work. */
+static void assert_platform_closed(const char *sock)
+{
+        char ak[16];
+
+        snprintf(ak, sizeof(ak), "0x%08x", VTPM_AK_HANDLE);
+        {
+                char *argv[] = {"tpm2_evictcontrol", "-C", "p", "-c", ak, NULL};
+                cr_assert_neq(tool_via(sock, argv), 0, "%s: the platform-persistent AK evicted with an empty auth",
+                              sock);
+        }
+        {
+                char *argv[] = {"tpm2_clearcontrol", "-C", "p", "-P", "", "c", NULL};
+                cr_assert_neq(tool_via(sock, argv), 0, "%s: ClearControl with an empty platform auth", sock);
+        }
+        {
+                char *argv[] = {"tpm2_changeauth", "-c", "p", "mine", NULL};
+                cr_assert_neq(tool_via(sock, argv), 0, "%s: platform auth changed from empty", sock);
+        }
+}
+
+/*
+ * A restarted swtpm runs TPM2_Startup(CLEAR), which empties the platform auth: vtpmd sets it again before the
+ * instance is ready, for a supervised restart, a pool instance, and a re-adopted vTPM that was reset while vtpmd
+ * was down (through its control socket, which the container can still reach until the mediated endpoint lands).
+ */
+Test(vtpmd, restart_sets_platform_auth_again)
+{
+        const char *extra[] = {"--pool", "1", NULL};
+        char sock[PATH_MAX], log[PATH_MAX], state_dir[PATH_MAX];
+        uint32_t pid;
+
+        cr_assert_eq(start_vtpmd(extra), 0, "vtpmd did not start");
+        Vtpmd__VtpmResponse *resp = create_ok("ph");
+        snprintf(sock, sizeof(sock), "%s", resp->created->instance->socket);
+        snprintf(log, sizeof(log), "%s", resp->created->instance->log);
+        snprintf(state_dir, sizeof(state_dir), "%s", resp->created->instance->state_dir);
+        pid = resp->created->instance->pid;
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        assert_platform_closed(sock);
+
+        /* Supervised restart. */
+        cr_assert_eq(kill((pid_t)pid, SIGKILL), 0);
+        pid = wait_state("ph", "ready", 1, 30000);
+        assert_platform_closed(sock);
+        assert_vtpm_matches_log(sock, log);
+
+        /* A pool instance restarted, then taken by a Create. */
+        for (int waited = 0;; waited += 100) {
+                Vtpmd__VtpmResponse *li = list_req();
+                unsigned ready_n = li->listed->pool_ready;
+                vtpmd__vtpm_response__free_unpacked(li, NULL);
+                if (ready_n == 1)
+                        break;
+                cr_assert_lt(waited, 60000, "pool never filled");
+                usleep(100000);
+        }
+        {
+                char *inst_root = harness_path(state, "instances");
+                DIR *dd = opendir(inst_root);
+                struct dirent *e;
+                char *pidfile = NULL;
+                cr_assert(dd);
+                while ((e = readdir(dd))) {
+                        uint8_t *meta = NULL;
+                        size_t meta_len = 0;
+                        if (e->d_name[0] == '.' ||
+                            cscp_file_read(harness_path(harness_path(inst_root, e->d_name), "meta"), 4096, &meta,
+                                           &meta_len) < 0)
+                                continue;
+                        if (memmem(meta, meta_len, "\nstate=pool\n", 12))
+                                pidfile = harness_path(harness_path(inst_root, e->d_name), "swtpm.pid");
+                        free(meta);
+                }
+                closedir(dd);
+                cr_assert(pidfile, "no pool instance");
+                uint8_t *buf = NULL;
+                size_t len = 0;
+                char num[32] = {0};
+                cr_assert_eq(cscp_file_read(pidfile, 31, &buf, &len), 0);
+                memcpy(num, buf, len);
+                free(buf);
+                cr_assert_eq(kill((pid_t)atoi(num), SIGKILL), 0, "pid file %s: '%s'", pidfile, num);
+        }
+        usleep(200000);
+        for (int waited = 0;; waited += 100) {
+                Vtpmd__VtpmResponse *li = list_req();
+                unsigned ready_n = li->listed->pool_ready;
+                vtpmd__vtpm_response__free_unpacked(li, NULL);
+                if (ready_n == 1)
+                        break;
+                cr_assert_lt(waited, 60000, "pool instance not restarted");
+                usleep(100000);
+        }
+        resp = create_ok("ph-pool");
+        cr_assert(resp->created->instance->from_pool);
+        assert_platform_closed(resp->created->instance->socket);
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        /* vtpmd down; the container resets its vTPM (CMD_INIT + Startup(CLEAR)): PCRs and platform auth empty. */
+        cr_assert_eq(kill(vd.pid, SIGKILL), 0);
+        harness_wait(&vd, 10000, NULL);
+        vd.pid = 0;
+        {
+                /* swtpm's own sockets: private in the instance directory once the mediated endpoint is there. */
+                char raw[PATH_MAX + 16], ctrl[PATH_MAX + 32];
+                snprintf(raw, sizeof(raw), "%s/swtpm.sock", state_dir);
+                if (access(raw, F_OK) < 0)
+                        snprintf(raw, sizeof(raw), "%s", sock);
+                snprintf(ctrl, sizeof(ctrl), "%s.ctrl", raw);
+                char *argv[] = {"swtpm_ioctl", "-i", "--unix", ctrl, NULL};
+                cr_assert_eq(tool_via(raw, argv), 0, "swtpm_ioctl -i");
+                char *su[] = {"tpm2_startup", "-c", NULL};
+                cr_assert_eq(tool_via(raw, su), 0, "tpm2_startup");
+                char *probe[] = {"tpm2_clearcontrol", "-C", "p", "-P", "", "s", NULL};
+                cr_assert_eq(tool_via(raw, probe), 0, "platform auth not empty after the reset");
+        }
+        cr_assert_eq(start_vtpmd(extra), 0, "vtpmd did not restart");
+        cr_assert_eq(wait_state("ph", "ready", 0, 30000), pid, "not re-adopted");
+        assert_platform_closed(sock);
+        assert_vtpm_matches_log(sock, log);
+}
+
+/*
+ * --measurement-policy: host processes into host PCR 11 through host-pcr11.cel (write-ahead like the bind log):
+ * PCR 11 = replay of the log, which holds the binary's digest and the running process's command line. A policy
+ * with an unknown key stops vtpmd at start with the line and column.
+ */
+Test(vtpmd, measurement_policy_host_processes)
+{
+        char *pol = harness_path(dir, "measure.yaml"), *bad = harness_path(dir, "bad.yaml");
+        char *argv_sleep[] = {"sleep", "1000", "7s", NULL};
+        static const char cmdline[] = "sleep\0"
+                                      "1000\0"
+                                      "7s";
+        harness_proc_t sl = {0};
+        uint8_t *bin = NULL, *logb = NULL, md[32];
+        size_t bin_len = 0, log_len = 0;
+        char want[8 + 65], hex[65];
+        unsigned mdn = 0;
+        FILE *f;
+
+        f = fopen(pol, "w");
+        cr_assert(f);
+        fputs("backend: tpm\nhashAlgorithm: sha256\nmeasure:\n  system:\n    processes:\n"
+              "      - path: /usr/bin/sleep\n        withParameter: true\n  container:\n    isolated: true\n",
+              f);
+        cr_assert_eq(fclose(f), 0);
+        cr_assert_eq(harness_spawn(argv_sleep, harness_path(dir, "sleep.log"), &sl), 0);
+        for (int i = 0; i < 200; i++) { /* until the child has exec'd sleep */
+                char link[64], target[PATH_MAX];
+                ssize_t k;
+                snprintf(link, sizeof(link), "/proc/%d/exe", (int)sl.pid);
+                k = readlink(link, target, sizeof(target) - 1);
+                if (k > 0 && (target[k] = '\0', strcmp(target, "/usr/bin/sleep") == 0))
+                        break;
+                usleep(10000);
+        }
+        const char *extra[] = {"--measurement-policy", pol, NULL};
+        int started = start_vtpmd(extra);
+        (void)harness_stop(&sl, SIGKILL, 5000);
+        free(sl.log);
+        cr_assert_eq(started, 0, "vtpmd did not start with %s", pol);
+
+        char *log = harness_path(state, "host-pcr11.cel");
+        char *tpm = pcrread(host.tcti, 11), *rep = replay(log, 11);
+        cr_assert(rep, "host-pcr11.cel extends no PCR 11");
+        cr_assert_str_eq(tpm, rep, "host PCR 11 %s != replay of host-pcr11.cel %s", tpm, rep);
+        cr_assert_eq(cscp_file_read("/usr/bin/sleep", 64u << 20, &bin, &bin_len), 0);
+        cr_assert_eq(EVP_Digest(bin, bin_len, md, &mdn, EVP_sha256(), NULL), 1);
+        cscp_hex_encode(md, 32, hex);
+        snprintf(want, sizeof(want), "sha256:%s", hex);
+        cr_assert_eq(cscp_file_read(log, 1u << 20, &logb, &log_len), 0);
+        cr_assert(memmem(logb, log_len, want, strlen(want)), "no %s in the log", want);
+        cr_assert(memmem(logb, log_len, cmdline, sizeof(cmdline) - 1), "the command line is not in the log");
+        cr_assert(memmem(logb, log_len, "host-process", 12));
+        free(bin);
+        free(logb);
+
+        /* An unknown key: refused before anything starts, with where it is. */
+        f = fopen(bad, "w");
+        cr_assert(f);
+        fputs("backend: tpm\nmeasure:\n  sytem:\n    processes: []\n", f);
+        cr_assert_eq(fclose(f), 0);
+        {
+                char *argv[] = {vtpmd_bin(),
+                                "--tcti",
+                                host.tcti,
+                                "--state-dir",
+                                state,
+                                "--run-dir",
+                                run,
+                                "--vtpm-ca",
+                                harness_path(pki, "vtpm-ca.pem"),
+                                "--vtpm-ca-key",
+                                harness_path(pki, "vtpm-ca-key.pem"),
+                                "--socket",
+                                harness_path(dir, "other.sock"),
+                                "--measurement-policy",
+                                bad,
+                                NULL};
+                char *out = NULL, *err = NULL;
+                int code = -1;
+                cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &out, &err), 0);
+                cr_assert_eq(code, 1, "vtpmd started with %s: %s", bad, err);
+                cr_assert(strstr(err, "line 3, column 3") && strstr(err, "unknown key 'sytem'"), "message: %s", err);
+                free(out);
+                free(err);
+        }
+        /* A TDX policy is refused until the TDX backend exists. */
+        f = fopen(bad, "w");
+        cr_assert(f);
+        fputs("backend: tdx\n", f);
+        cr_assert_eq(fclose(f), 0);
+        {
+                char *argv[] = {vtpmd_bin(),
+                                "--vtpm-ca",
+                                harness_path(pki, "vtpm-ca.pem"),
+                                "--vtpm-ca-key",
+                                harness_path(pki, "vtpm-ca-key.pem"),
+                                "--measurement-policy",
+                                bad,
+                                NULL};
+                char *out = NULL, *err = NULL;
+                int code = -1;
+                cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &out, &err), 0);
+                cr_assert_eq(code, 1);
+                cr_assert(strstr(err, "tdx"), "message: %s", err);
+                free(out);
+                free(err);
+        }
 }
 
 /* Bad input of every kind: a clear error each time, and vtpmd keeps serving. */
@@ -771,8 +1018,17 @@ Test(vtpmd, warm_pool)
         cr_assert_eq(start_vtpmd(extra), 0, "vtpmd did not restart");
         Vtpmd__VtpmResponse *li = list_req();
         cr_assert_eq(li->listed->n_instances, 2);
-        cr_assert_eq(li->listed->pool_ready, 2, "pool not re-adopted");
         vtpmd__vtpm_response__free_unpacked(li, NULL);
+        /* Pool instances count as ready once vtpmd has checked their platform auth. */
+        for (int waited = 0;; waited += 100) {
+                li = list_req();
+                unsigned ready_n = li->listed->pool_ready;
+                vtpmd__vtpm_response__free_unpacked(li, NULL);
+                if (ready_n == 2)
+                        break;
+                cr_assert_lt(waited, 30000, "pool not re-adopted");
+                usleep(100000);
+        }
         Vtpmd__VtpmResponse *resp = create_ok("pooled-2");
         cr_assert(resp->created->instance->from_pool);
         vtpmd__vtpm_response__free_unpacked(resp, NULL);

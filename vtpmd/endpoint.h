@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * endpoint.c: what a container reaches of its vTPM. vtpmd itself listens on
+ * <run>/vtpm/<id>/tpm.sock (TPM commands, one client space per peer process,
+ * through the resource manager rm.c) and tpm.sock.ctrl (the harmless subset of
+ * the swtpm control channel that tpm2-tss's swtpm TCTI uses); swtpm listens
+ * only on private sockets in the instance's state directory (0700).
+ * proxy.c: the same RM behind a kernel /dev/tpmN + /dev/tpmrmN (vtpm_proxy).
+ * Loop thread only, except where noted.
+ */
+
+#include "core.h"
+
+/* Listens on inst->sock and inst->ctrl (stale sockets are replaced). */
+int endpoint_open(instance_t *inst);
+/* Stops listening, closes every connection, forgets every client (their sessions are flushed). NULL-safe. */
+void endpoint_close(instance_t *inst);
+/* The vTPM restarted: every client's saved contexts are void. */
+void endpoint_reset(instance_t *inst);
+/*
+ * Serves TPM commands read from fd (one command per read(), one response per
+ * write(): the vtpm_proxy protocol) through the RM as one more client. Takes
+ * ownership of fd. Used by proxy.c; the endpoint must be open.
+ */
+int endpoint_attach_fd(instance_t *inst, int fd, const char *name);
+
+/* proxy.c: creates /dev/tpmN for the instance through /dev/vtpmx (VTPM_PROXY_IOC_NEW_DEV, TPM2). */
+int proxy_open(instance_t *inst, char *ret_dev, size_t dev_len);

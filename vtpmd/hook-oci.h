@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * cscp-oci-hook's reading of what an OCI runtime hands a hook (private to
+ * vtpmd/hook*.c and the tests): the container state on stdin (runtime-spec
+ * runtime.md "State") and the bundle's config.json (config.md). Both are
+ * untrusted input: sizes are checked before reading, counts and string
+ * lengths before anything is kept, container ids by the OCI/vtpmd rules.
+ * docs/oci-hook.md says what is measured and how the digest is computed.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define HOOK_STATE_MAX       (64u * 1024)       /* the state JSON on stdin */
+#define HOOK_CONFIG_MAX      (4u * 1024 * 1024) /* <bundle>/config.json */
+#define HOOK_MAX_ANNOTATIONS 1024               /* annotations kept from config.json */
+#define HOOK_JSON_DEPTH      64                 /* nesting accepted by the JSON parser */
+#define HOOK_DIGEST_LEN      (7 + 64)           /* "sha256:" + 64 hex */
+#define HOOK_ANNOTATION      "org.cscp.vtpm"    /* required (default) | optional | disabled */
+
+/* What the container's config asks of the hook (annotation org.cscp.vtpm). */
+typedef enum hook_mode {
+        HOOK_MODE_REQUIRED = 0, /* no vTPM, no container */
+        HOOK_MODE_OPTIONAL,     /* run without a vTPM when provisioning fails (a warning on stderr) */
+        HOOK_MODE_DISABLED,     /* the hook does nothing for this container */
+} hook_mode_t;
+
+/* The OCI state (runtime.md): the fields the hook uses. */
+typedef struct hook_state {
+        char *oci_version;
+        char *id;     /* checked with vtpmd_container_id_check */
+        char *status; /* "creating", "created", "running", "stopped" (may be "") */
+        pid_t pid;    /* 0 when absent (poststop) */
+        char *bundle; /* absolute path */
+} hook_state_t;
+
+/* The parts of config.json the hook measures or needs. */
+typedef struct hook_config {
+        char digest[HOOK_DIGEST_LEN + 1]; /* "sha256:<hex>" of the config.json bytes as read */
+        char *oci_version;
+        char **args, **env;
+        size_t n_args, n_env;
+        char *root; /* root.path made absolute (relative paths are relative to the bundle) */
+        /* Measured annotations (org.opencontainers.image.*, the CRI image keys), sorted by key. */
+        char **ann_keys, **ann_values;
+        size_t n_ann;
+        const char *image_name; /* points into ann_values, or NULL */
+        char **layers;          /* "sha256:<hex>" digests found in the image annotations */
+        size_t n_layers;
+        hook_mode_t mode;
+} hook_config_t;
+
+/* Parses the state JSON (len <= HOOK_STATE_MAX). On failure a message is in err. */
+int hook_state_parse(const char *buf, size_t len, size_t id_max, hook_state_t *ret, char *err, size_t err_len);
+/* Reads fd to EOF (refusing more than HOOK_STATE_MAX bytes) and parses it. */
+int hook_state_read(int fd, size_t id_max, hook_state_t *ret, char *err, size_t err_len);
+void hook_state_free(hook_state_t *s);
+
+/* Parses config.json bytes; bundle makes a relative root.path absolute. */
+int hook_config_parse(const char *buf, size_t len, const char *bundle, hook_config_t *ret, char *err, size_t err_len);
+/* Reads <bundle>/config.json (O_NOFOLLOW, regular file, <= HOOK_CONFIG_MAX) and parses it. */
+int hook_config_load(const char *bundle, hook_config_t *ret, char *err, size_t err_len);
+void hook_config_free(hook_config_t *c);
+
+const char *hook_mode_name(hook_mode_t m);

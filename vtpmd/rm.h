@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * rm.c: the per-vTPM resource manager, in the style of the kernel's
+ * drivers/char/tpm/tpm2-space.c (reference.md §10.2), plus a deny list
+ * (reference.md §10.1) so a container cannot break its own binding.
+ *
+ * A space is one client (one peer process on the endpoint). Its transient
+ * objects live as saved contexts between commands and appear to it under
+ * virtual handles 0x80FFFFFF - slot; its sessions keep their TPM handles but
+ * are context-saved after every command and may be used only by it. Before a
+ * command the contexts it names are loaded; after it every loaded object is
+ * saved and flushed and every loaded session saved, so the TPM holds nothing
+ * of any client between commands and vtpmd's own conversations (which hold
+ * the instance lock) see an empty TPM.
+ *
+ * Refusals never reach swtpm; they are answered with a 10-byte TPM response:
+ *   TPM_RC_COMMAND_CODE   unknown command code, or a command on the deny list
+ *   TPM_RC_HIERARCHY + n  handle n names the platform hierarchy, or lockout/endorsement
+ *                         for HierarchyChangeAuth / SetPrimaryPolicy
+ *   TPM_RC_HANDLE + n     handle n is protected (AK, EK, platform-range persistent,
+ *                         platform/TCG NV index, PCR 0-15) or a transient/session
+ *                         handle that is not this client's
+ *   TPM_RC_VALUE + P1     EvictControl into a protected persistent handle
+ *   TPM_RC_COMMAND_SIZE   size field wrong, over RM_MAX_COMMAND, or too short
+ *   TPM_RC_BAD_TAG / TPM_RC_AUTHSIZE   malformed header / authorization area
+ *   TPM_RC_OBJECT_MEMORY / TPM_RC_SESSION_MEMORY   the client's slots are full
+ *   TPM_RC_FAILURE        swtpm could not be reached (restarting, dead)
+ *
+ * Thread use: the pure functions (rm_command_check, rm_error_response) are
+ * reentrant; rm_execute runs on a worker and the caller serializes it per
+ * vTPM (the instance lock) and per space.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RM_MAX_COMMAND   4096 /* TPM_BUFSIZE: every command is checked against it before it is read */
+#define RM_MAX_RESPONSE  4096
+#define RM_MAX_OBJECTS   8 /* transient objects (incl. sequences) per client */
+#define RM_MAX_SESSIONS  4 /* sessions per client */
+#define RM_MAX_HANDLES   3 /* largest command handle area */
+#define RM_VHANDLE_FIRST 0x80FFFFFFu
+#define RM_CONTEXT_MAX   RM_MAX_RESPONSE /* a marshalled TPMS_CONTEXT as ContextSave returned it */
+
+typedef struct rm_policy {
+        uint32_t ak_handle; /* the vTPM's AK (persistent): never evicted by a client */
+} rm_policy_t;
+
+typedef struct rm_cc_info {
+        uint32_t cc;
+        uint8_t n_handles; /* command handle area */
+        uint8_t flags;     /* RM_CC_* */
+} rm_cc_info_t;
+
+#define RM_CC_DENY        0x01 /* refused whatever the handles */
+#define RM_CC_RESP_HANDLE 0x02 /* the response carries one handle (object or session) */
+
+/* The command code table entry, or NULL for a code the RM does not know. */
+const rm_cc_info_t *rm_cc_lookup(uint32_t cc);
+
+typedef struct rm_cmd {
+        uint16_t tag;
+        uint32_t size, cc;
+        const rm_cc_info_t *info;
+        uint32_t handles[RM_MAX_HANDLES];
+        unsigned n_handles;
+        uint32_t sessions[3]; /* authorization area session handles (TPM_RS_PW included) */
+        unsigned n_sessions;
+        size_t params_off; /* first parameter byte */
+} rm_cmd_t;
+
+/*
+ * Parses a complete command (len bytes) and applies the deny list and the
+ * handle rules that need no state. Returns TPM2_RC_SUCCESS and fills ret, or
+ * the TPM response code to answer with.
+ */
+uint32_t rm_command_check(const rm_policy_t *p, const uint8_t *cmd, size_t len, rm_cmd_t *ret);
+/* A 10-byte response (TPM_ST_NO_SESSIONS, size 10, rc) into out (at least 10 bytes). */
+size_t rm_error_response(uint32_t rc, uint8_t *out);
+
+/* One TPM round trip on the backend: 0, or negative errno (the backend is then unusable). */
+typedef int (*rm_io_fn)(void *io, const uint8_t *cmd, size_t len, uint8_t *resp, size_t cap, size_t *ret_len);
+
+typedef struct rm_space rm_space_t;
+rm_space_t *rm_space_new(void);
+void rm_space_free(rm_space_t *s);
+/* Forget every context (after a vTPM restart: the TPM lost them anyway). */
+void rm_space_reset(rm_space_t *s);
+unsigned rm_space_n_sessions(const rm_space_t *s);
+/* Flushes the space's saved sessions from the TPM (a client went away); errors are ignored. */
+void rm_space_flush(rm_space_t *s, rm_io_fn io, void *io_ctx);
+
+/*
+ * One client command through the RM: check, load, translate, send, rewrite
+ * the response, save. The answer (always a TPM response, possibly an error
+ * made here) goes to resp (RM_MAX_RESPONSE bytes), its length to *ret_len.
+ * Returns 0, or negative errno when the backend failed (the answer is then
+ * TPM_RC_FAILURE and the space was reset).
+ */
+int rm_execute(rm_space_t *s, const rm_policy_t *p, rm_io_fn io, void *io_ctx, const uint8_t *cmd, size_t len,
+               uint8_t *resp, size_t *ret_len);
