@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1031,6 +1033,82 @@ Test(vtpmd, warm_pool)
         }
         Vtpmd__VtpmResponse *resp = create_ok("pooled-2");
         cr_assert(resp->created->instance->from_pool);
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        assert_host_pcr_matches_log();
+}
+
+/* ---- a full disk ------------------------------------------------------------------ */
+
+static void unmount_state(void)
+{
+        /* Lazy: vtpmd (stopped by the suite's teardown, before or after this) may still hold files. */
+        (void)umount2(state, MNT_DETACH);
+}
+
+/* Fills the file system holding path until write fails; returns the filler's path. */
+static char *fill_disk(const char *path)
+{
+        char *filler = harness_path(path, "filler");
+        static char block[64 * 1024];
+        int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        cr_assert_geq(fd, 0, "cannot create %s", filler);
+        memset(block, 0x5a, sizeof(block));
+        for (;;) {
+                ssize_t k = write(fd, block, sizeof(block));
+                if (k < (ssize_t)sizeof(block)) {
+                        /* Also the last small blocks: the disk must really be full. */
+                        while (write(fd, block, 512) == 512)
+                                ;
+                        break;
+                }
+        }
+        close(fd);
+        return filler;
+}
+
+Test(vtpmd, full_disk_is_a_clear_error_and_nothing_is_lost, .fini = unmount_state)
+{
+        Vtpmd__VtpmResponse *resp, *c1;
+        char *filler, *c1_sock;
+        bool refused = false;
+
+        cr_assert_eq(mkdir(state, 0700), 0);
+        if (mount("tmpfs", state, "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,mode=0700") < 0)
+                cr_skip_test("cannot mount a tmpfs for the state directory (%s): this test needs root",
+                             strerror(errno));
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not start");
+        c1 = create_ok("c1");
+        c1_sock = harness_keep(strdup(c1->created->instance->socket));
+        vtpmd__vtpm_response__free_unpacked(c1, NULL);
+
+        /* No space left: Create fails with NO_SPACE (or, if the swtpm could not even write its state, a clear
+         * SWTPM/INTERNAL error naming the cause), the daemon keeps serving, c1 keeps working. */
+        filler = fill_disk(state);
+        for (int i = 0; i < 3 && !refused; i++) {
+                char id[16];
+                snprintf(id, sizeof(id), "full%d", i);
+                resp = create_req(id);
+                cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_ERROR, "Create on a full disk succeeded");
+                cr_log_info("Create on a full disk: %s: %s", vtpmd_error_code_name(resp->error->code),
+                            resp->error->message);
+                refused = err_of(resp) == VTPMD__ERROR_CODE__ERR_NO_SPACE ||
+                          strstr(resp->error->message, "space") != NULL;
+                vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        }
+        cr_assert(refused, "no Create on the full disk said the disk was full");
+        assert_serving();
+        getrandom_via(c1_sock);
+        resp = status_req("c1");
+        cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_STATUS, "c1 lost");
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        /* Space back: Create works again, and nothing half-made was left behind. */
+        cr_assert_eq(unlink(filler), 0);
+        vtpmd__vtpm_response__free_unpacked(create_ok("c2"), NULL);
+        resp = list_req();
+        cr_assert_eq(resp->listed->n_instances, 2, "%zu instances listed (half-made ones left?)",
+                     resp->listed->n_instances);
         vtpmd__vtpm_response__free_unpacked(resp, NULL);
         assert_host_pcr_matches_log();
 }
