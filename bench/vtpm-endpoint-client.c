@@ -2,9 +2,9 @@
 /*
  * vtpm-endpoint-client: N TPM2_Quote calls over one ESYS context (one TCTI)
  * with a transient ECC P-256 signing key, timing each Quote alone. Used by
- * bench/vtpm-endpoint to compare vtpmd's mediated endpoint (resource manager:
- * ContextLoad + Quote + ContextSave + FlushContext per call) with swtpm's own
- * socket. Prints "n p50_us p99_us mean_us".
+ * bench/vtpm-endpoint to compare vtpmd's mediated endpoint (resource manager;
+ * with lazy eviction the key stays loaded between this client's calls) with
+ * swtpm's own socket. Prints "n p50_us p99_us mean_us".
  */
 #include <stdio.h>
 #include <stdlib.h>

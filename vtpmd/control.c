@@ -186,6 +186,14 @@ static void fill_info(const instance_t *inst, Vtpmd__Instance *info)
         }
         info->from_pool = inst->from_pool;
         info->created = inst->created;
+        if (inst->have_proxy && inst->ep) {
+                info->proxy_device = (char *)inst->proxy_dev;
+                info->proxy_major = inst->proxy_major;
+                info->proxy_minor = inst->proxy_minor;
+                info->proxy_rm_device = (char *)inst->proxy_rm_dev;
+                info->proxy_rm_major = inst->proxy_rm_major;
+                info->proxy_rm_minor = inst->proxy_rm_minor;
+        }
 }
 
 /* ---- host log ------------------------------------------------------------ */
@@ -317,6 +325,7 @@ static void prov_manufacture_work(uv_work_t *w)
                 .platform_auth = secret + VTPMD_STATE_KEY_LEN,
         };
         uv_mutex_lock(&inst->lock);
+        (void)endpoint_tpm_acquire(inst); /* nothing of a client loaded while vtpmd talks to swtpm */
         j->r = vtpm_manufacture(inst->tcti, &o, &id);
         uv_mutex_unlock(&inst->lock);
         OPENSSL_cleanse(secret, sizeof(secret));
@@ -438,6 +447,7 @@ static void bind_work(uv_work_t *w)
         int r;
 
         uv_mutex_lock(&inst->lock);
+        (void)endpoint_tpm_acquire(inst); /* nothing of a client loaded while vtpmd talks to swtpm */
         /* swtpm's sockets are private and stay put; the container's endpoint was opened by create_bind. */
         r = registry_save(inst, INST_BINDING);
         if (r < 0) {
@@ -823,6 +833,7 @@ static void quote_work(uv_work_t *w)
         const Vtpmd__Quote *q = j->req->quote;
 
         uv_mutex_lock(&inst->lock);
+        (void)endpoint_tpm_acquire(inst); /* nothing of a client loaded while vtpmd talks to swtpm */
         j->r = vtpm_quote(inst->tcti, &inst->ident, q->nonce.data, q->nonce.len, &j->sel, &j->quote);
         uv_mutex_unlock(&inst->lock);
         if (j->r < 0)
@@ -923,6 +934,7 @@ static void measure_work(uv_work_t *w)
                 f[i] = (cscp_cm_field_value_t){(cscp_cm_field_t)m->fields[i]->type, m->fields[i]->value.data,
                                                m->fields[i]->value.len};
         uv_mutex_lock(&inst->lock);
+        (void)endpoint_tpm_acquire(inst); /* nothing of a client loaded while vtpmd talks to swtpm */
         j->r = vtpm_measure(inst->tcti, inst->log, m->pcr, (cscp_cm_kind_t)m->kind, f, m->n_fields);
         uv_mutex_unlock(&inst->lock);
         if (j->r < 0)
@@ -1049,6 +1061,7 @@ static void restart_work(uv_work_t *w)
                 return;
         }
         uv_mutex_lock(&inst->lock);
+        (void)endpoint_tpm_acquire(inst); /* nothing of a client loaded while vtpmd talks to swtpm */
         /* Startup(CLEAR) emptied the platform auth: ours again before anything else (vtpm.h). */
         r = vtpm_platform_auth_set(inst->tcti, secret + VTPMD_STATE_KEY_LEN);
         OPENSSL_cleanse(secret, sizeof(secret));

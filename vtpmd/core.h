@@ -24,6 +24,7 @@
 
 #include <uv.h>
 
+#include "rm.h"
 #include "vtpm.h"
 #include "vtpmd.pb-c.h"
 
@@ -172,9 +173,15 @@ struct instance {
         /* swtpm's own sockets, private (<dir>/swtpm.sock{,.ctrl}); tcti = "swtpm:path=<swtpm_sock>" is vtpmd's */
         char swtpm_sock[PATH_MAX], swtpm_ctrl[PATH_MAX], tcti[PATH_MAX + 16];
         struct endpoint *ep; /* the mediated endpoint while the instance is bound (endpoint.h) */
+        /* --frontend vtpm-proxy (proxy.c): the kernel devices, valid while have_proxy and ep (its fd lives there) */
+        bool have_proxy;
+        char proxy_dev[32], proxy_rm_dev[32]; /* /dev/tpmN, /dev/tpmrmN */
+        unsigned proxy_major, proxy_minor, proxy_rm_major, proxy_rm_minor;
         vtpm_identity_t ident;
         bool have_ident;
         uv_mutex_t lock; /* workers: one TPM conversation per instance at a time */
+        rm_tpm_t tpm;    /* under lock: whose contexts swtpm holds; every conversation acquires it first (rm.h) */
+        int swtpm_fd;    /* under lock: endpoint.c's connection to swtpm_sock, kept between client commands, or -1 */
         /* process */
         pid_t pid;
         bool adopted;

@@ -7,11 +7,13 @@
  * or size gets a TPM error response and the connection is closed after it
  * (the framing is lost); everything else goes through rm_execute on the
  * libuv threadpool, holding the instance lock for the whole transaction
- * (load contexts, the command, save contexts) and one connection to swtpm's
- * private socket. vtpmd's own conversations (manufacture, measure, quote,
- * re-extend) take the same lock and talk to the private socket directly; the
- * RM leaves no client object loaded and no session loaded between commands,
- * so those conversations see an empty TPM and the two interleave safely.
+ * (acquire the TPM for the client, load contexts, the command) and one
+ * connection to swtpm's private socket. The last client's contexts stay
+ * loaded until someone else needs the TPM (rm.h, lazy eviction): another
+ * client's command evicts them in rm_execute, and vtpmd's own conversations
+ * (manufacture, measure, quote, re-extend, platform auth) take the same lock
+ * and call endpoint_tpm_acquire first, so they see a TPM with nothing of any
+ * client loaded and the two interleave safely.
  *
  * Clients: tpm2-tss's swtpm TCTI opens a new connection for every command,
  * so a client is a peer process (SO_PEERCRED pid), watched through a pidfd:
@@ -123,7 +125,14 @@ static void ep_unref(endpoint_t *ep)
         free(ep);
 }
 
-/* ---- the backend: swtpm's private data socket, one connection per transaction (worker) ---- */
+/*
+ * ---- the backend: swtpm's private data socket (worker, instance lock) ----
+ * The connection is kept between client commands in inst->swtpm_fd (a connect
+ * and accept less per command). swtpm serves one data connection at a time, so
+ * endpoint_tpm_acquire closes it before vtpmd's own conversation (tpm2-tss
+ * connects anew). A kept connection found dead when the command is sent
+ * (swtpm restarted) is replaced once; a swtpm dying during a command fails it.
+ */
 
 typedef struct backend {
         const char *path;
@@ -148,46 +157,74 @@ static int full_io(int fd, void *buf, size_t len, bool wr)
         return 0;
 }
 
-static int backend_io(void *ctx, const uint8_t *cmd, size_t len, uint8_t *resp, size_t cap, size_t *ret_len)
-{
-        backend_t *b = ctx;
-        uint32_t size;
-        int r;
-
-        if (b->fd < 0) {
-                struct sockaddr_un sa = {.sun_family = AF_UNIX};
-                struct timeval tv = {.tv_sec = BACKEND_TIMEOUT};
-                if (strlen(b->path) >= sizeof(sa.sun_path))
-                        return -ENAMETOOLONG;
-                strcpy(sa.sun_path, b->path);
-                b->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (b->fd < 0)
-                        return -errno;
-                (void)setsockopt(b->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-                (void)setsockopt(b->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-                if (connect(b->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-                        return -errno;
-        }
-        r = full_io(b->fd, (void *)cmd, len, true);
-        if (r == 0)
-                r = full_io(b->fd, resp, 10, false);
-        if (r < 0)
-                return r;
-        size = (uint32_t)resp[2] << 24 | (uint32_t)resp[3] << 16 | (uint32_t)resp[4] << 8 | resp[5];
-        if (size < 10 || size > cap)
-                return -EPROTO;
-        r = full_io(b->fd, resp + 10, size - 10, false);
-        if (r < 0)
-                return r;
-        *ret_len = size;
-        return 0;
-}
-
 static void backend_close(backend_t *b)
 {
         if (b->fd >= 0)
                 close(b->fd);
         b->fd = -1;
+}
+
+static int backend_connect(backend_t *b)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        struct timeval tv = {.tv_sec = BACKEND_TIMEOUT};
+
+        if (strlen(b->path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, b->path);
+        b->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (b->fd < 0)
+                return -errno;
+        (void)setsockopt(b->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        (void)setsockopt(b->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(b->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                backend_close(b);
+                return r;
+        }
+        return 0;
+}
+
+static int backend_io(void *ctx, const uint8_t *cmd, size_t len, uint8_t *resp, size_t cap, size_t *ret_len)
+{
+        backend_t *b = ctx;
+        bool reused = b->fd >= 0;
+        uint32_t size;
+        int r;
+
+        for (;;) {
+                if (b->fd < 0) {
+                        r = backend_connect(b);
+                        if (r < 0)
+                                return r;
+                }
+                r = full_io(b->fd, (void *)cmd, len, true);
+                if (r < 0 && reused && (r == -EPIPE || r == -ECONNRESET)) {
+                        /* The kept connection was to a swtpm that is gone (nothing was read): once more on a new one.
+                         */
+                        backend_close(b);
+                        reused = false;
+                        continue;
+                }
+                break;
+        }
+        if (r == 0)
+                r = full_io(b->fd, resp, 10, false);
+        if (r < 0)
+                goto fail;
+        size = (uint32_t)resp[2] << 24 | (uint32_t)resp[3] << 16 | (uint32_t)resp[4] << 8 | resp[5];
+        if (size < 10 || size > cap) {
+                r = -EPROTO;
+                goto fail;
+        }
+        r = full_io(b->fd, resp + 10, size - 10, false);
+        if (r < 0)
+                goto fail;
+        *ret_len = size;
+        return 0;
+fail:
+        backend_close(b); /* the framing is lost */
+        return r;
 }
 
 /* ---- clients ------------------------------------------------------------------------------ */
@@ -199,9 +236,23 @@ static void client_flush_work(uv_work_t *w)
         backend_t b = {.path = inst->swtpm_sock, .fd = -1};
 
         uv_mutex_lock(&inst->lock);
-        rm_space_flush(cl->space, backend_io, &b);
-        backend_close(&b);
+        b.fd = inst->swtpm_fd;
+        rm_space_flush(&inst->tpm, cl->space, backend_io, &b);
+        inst->swtpm_fd = b.fd;
         uv_mutex_unlock(&inst->lock);
+}
+
+int endpoint_tpm_acquire(instance_t *inst)
+{
+        backend_t b = {.path = inst->swtpm_sock, .fd = inst->swtpm_fd};
+        int r = rm_tpm_acquire(&inst->tpm, NULL, backend_io, &b);
+
+        backend_close(&b); /* swtpm serves one connection at a time: vtpmd's own (tpm2-tss) comes next */
+        inst->swtpm_fd = -1;
+        if (r < 0)
+                log_warn("%s: cannot evict the clients' contexts before vtpmd's own TPM work: %s", inst->uid,
+                         strerror(-r));
+        return r;
 }
 
 static void client_free(client_t *cl)
@@ -230,8 +281,12 @@ static void client_unref(client_t *cl)
         if (--cl->refs > 0)
                 return;
         d = cl->ep->inst->d;
-        /* Its objects are only saved contexts (forgotten with the space); its sessions hold TPM slots. */
-        if (rm_space_n_sessions(cl->space) > 0 && !d->stopping) {
+        /*
+         * Its sessions hold TPM slots, and its objects too while it is the TPM's owner (lazy eviction); only a
+         * worker under the instance lock may look. Without one (stopping) the owner reference keeps the space
+         * and the next acquire flushes it.
+         */
+        if (!d->stopping) {
                 cl->work.data = cl;
                 if (control_queue(d, &cl->work, client_flush_work, client_flush_after) == 0)
                         return;
@@ -451,12 +506,16 @@ static void cmd_work(uv_work_t *w)
         backend_t b = {.path = inst->swtpm_sock, .fd = -1};
 
         uv_mutex_lock(&inst->lock);
+        b.fd = inst->swtpm_fd;
         if (cl->epoch != c->epoch) {
+                if (inst->tpm.owner == cl->space)
+                        (void)rm_tpm_acquire(&inst->tpm, NULL, backend_io, &b); /* what it loaded since */
                 rm_space_reset(cl->space);
                 cl->epoch = c->epoch;
         }
-        c->r = rm_execute(cl->space, &c->ep->policy, backend_io, &b, c->in, c->cmd_len, c->resp, &c->resp_len);
-        backend_close(&b);
+        c->r = rm_execute(&inst->tpm, cl->space, &c->ep->policy, backend_io, &b, c->in, c->cmd_len, c->resp,
+                          &c->resp_len);
+        inst->swtpm_fd = b.fd; /* kept for the next command (backend_io closed it on an error) */
         uv_mutex_unlock(&inst->lock);
 }
 

@@ -20,6 +20,14 @@ void endpoint_close(instance_t *inst);
 /* The vTPM restarted: every client's saved contexts are void. */
 void endpoint_reset(instance_t *inst);
 /*
+ * Worker, holding inst->lock, before any other conversation with swtpm
+ * (vtpmd's own: manufacture, measure, quote, re-extend, platform auth): the
+ * last client's loaded objects are saved and flushed and its sessions saved
+ * (rm.h, lazy eviction). Works with or without an open endpoint. 0, or
+ * negative errno (logged; the conversation will meet the same dead swtpm).
+ */
+int endpoint_tpm_acquire(instance_t *inst);
+/*
  * Serves TPM commands read from fd (one command per read(), one response per
  * write(): the vtpm_proxy protocol) through the RM as one more client. Takes
  * ownership of fd. Used by proxy.c; the endpoint must be open.

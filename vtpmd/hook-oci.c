@@ -10,7 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -217,6 +221,7 @@ void hook_config_free(hook_config_t *c)
         strv_free(c->ann_keys, c->n_ann);
         strv_free(c->ann_values, c->n_ann);
         strv_free(c->layers, c->n_layers);
+        free(c->dev_rules);
         *c = (hook_config_t){0};
 }
 
@@ -417,6 +422,75 @@ static int get_annotations(struct json_object *j, hook_config_t *c, char *err, s
         return 0;
 }
 
+/* -1 when absent or null; -EINVAL when not an integer in 0..UINT32_MAX. */
+static int get_dev_num(struct json_object *o, const char *key, long *ret)
+{
+        struct json_object *v;
+        int64_t n;
+
+        *ret = -1;
+        if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+                return 0;
+        if (!json_object_is_type(v, json_type_int))
+                return -EINVAL;
+        n = json_object_get_int64(v);
+        if (n < 0 || n > (int64_t)UINT32_MAX)
+                return -EINVAL;
+        *ret = (long)n;
+        return 0;
+}
+
+/* linux.resources.devices (config-linux.md): kept for the vtpm-proxy frontend's check. */
+static int get_device_rules(struct json_object *j, hook_config_t *c, char *err, size_t err_len)
+{
+        struct json_object *linux_, *res, *devs;
+        size_t n;
+
+        if (!json_object_object_get_ex(j, "linux", &linux_) || !json_object_is_type(linux_, json_type_object) ||
+            !json_object_object_get_ex(linux_, "resources", &res) || !json_object_is_type(res, json_type_object) ||
+            !json_object_object_get_ex(res, "devices", &devs) || json_object_is_type(devs, json_type_null))
+                return 0;
+        if (!json_object_is_type(devs, json_type_array))
+                return fail(err, err_len, -EINVAL, "config.json: linux.resources.devices is not an array");
+        n = json_object_array_length(devs);
+        if (n > HOOK_MAX_DEVICE_RULES)
+                return fail(err, err_len, -E2BIG, "config.json: linux.resources.devices has %zu entries (limit %d)", n,
+                            HOOK_MAX_DEVICE_RULES);
+        c->dev_rules = calloc(n ? n : 1, sizeof(*c->dev_rules));
+        if (!c->dev_rules)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *e = json_object_array_get_idx(devs, i), *v;
+                hook_device_rule_t *rule = &c->dev_rules[i];
+                const char *type = NULL, *access = NULL;
+
+                if (!json_object_is_type(e, json_type_object) || !json_object_object_get_ex(e, "allow", &v) ||
+                    !json_object_is_type(v, json_type_boolean))
+                        return fail(err, err_len, -EINVAL,
+                                    "config.json: linux.resources.devices[%zu] is not an object with a boolean "
+                                    "\"allow\"",
+                                    i);
+                rule->allow = json_object_get_boolean(v);
+                if (get_str(e, "type", "config.json device rule", &type, err, err_len) < 0 ||
+                    get_str(e, "access", "config.json device rule", &access, err, err_len) < 0)
+                        return -EINVAL;
+                if (type && type[0] && (strlen(type) != 1 || !strchr("acb", type[0])))
+                        return fail(err, err_len, -EINVAL,
+                                    "config.json: linux.resources.devices[%zu].type '%.8s' is not a, c or b", i, type);
+                rule->type = type && type[0] ? type[0] : 'a';
+                if (access && (strlen(access) > 3 || strspn(access, "rwm") != strlen(access)))
+                        return fail(err, err_len, -EINVAL,
+                                    "config.json: linux.resources.devices[%zu].access '%.8s' is not a subset of rwm", i,
+                                    access);
+                snprintf(rule->access, sizeof(rule->access), "%s", access ? access : "rwm");
+                if (get_dev_num(e, "major", &rule->major) < 0 || get_dev_num(e, "minor", &rule->minor) < 0)
+                        return fail(err, err_len, -EINVAL,
+                                    "config.json: linux.resources.devices[%zu]: major/minor is not a device number", i);
+                c->n_dev_rules = i + 1;
+        }
+        return 0;
+}
+
 int hook_config_parse(const char *buf, size_t len, const char *bundle, hook_config_t *ret, char *err, size_t err_len)
 {
         struct json_object *j = NULL, *process = NULL, *root;
@@ -469,6 +543,9 @@ int hook_config_parse(const char *buf, size_t len, const char *bundle, hook_conf
         if (r < 0)
                 goto out;
         r = get_annotations(j, &c, err, err_len);
+        if (r < 0)
+                goto out;
+        r = get_device_rules(j, &c, err, err_len);
         if (r < 0)
                 goto out;
         *ret = c;
@@ -529,4 +606,129 @@ out:
         free(buf);
         close(fd);
         return r;
+}
+
+/* ---- --frontend vtpm-proxy ------------------------------------------------------ */
+
+bool hook_devices_allowed(const hook_config_t *c, char type, unsigned major, unsigned minor, const char *need)
+{
+        for (const char *a = need; *a; a++) {
+                bool allowed = false;
+                for (size_t i = 0; i < c->n_dev_rules; i++) {
+                        const hook_device_rule_t *rule = &c->dev_rules[i];
+                        if ((rule->type != 'a' && rule->type != type) ||
+                            (rule->major >= 0 && (unsigned long)rule->major != major) ||
+                            (rule->minor >= 0 && (unsigned long)rule->minor != minor) || !strchr(rule->access, *a))
+                                continue;
+                        allowed = rule->allow;
+                }
+                if (!allowed)
+                        return false;
+        }
+        return true;
+}
+
+int hook_dev_node(int dirfd, const char *name, unsigned major, unsigned minor, char *err, size_t err_len)
+{
+        dev_t want = makedev(major, minor);
+        struct stat st;
+
+        if (!name[0] || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                return fail(err, err_len, -EINVAL, "device node name '%.80s' is not a plain name", name);
+        if (mknodat(dirfd, name, S_IFCHR | 0600, want) < 0) {
+                int e = errno;
+                if (e != EEXIST)
+                        return fail(err, err_len, -e, "cannot make the device node %s (%u:%u): %s", name, major, minor,
+                                    strerror(e));
+                if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return fail(err, err_len, -errno, "cannot stat %s: %s", name, strerror(errno));
+                if (!S_ISCHR(st.st_mode) || st.st_rdev != want)
+                        return fail(err, err_len, -EEXIST,
+                                    "%s already exists in the container and is not the character device %u:%u", name,
+                                    major, minor);
+                return 1;
+        }
+        /* Owner and mode explicitly: the umask does not decide, and no other user gets the vTPM. */
+        if (fchownat(dirfd, name, 0, 0, AT_SYMLINK_NOFOLLOW) < 0 || fchmodat(dirfd, name, 0660, 0) < 0) {
+                int e = errno;
+                (void)unlinkat(dirfd, name, 0);
+                return fail(err, err_len, -e, "cannot set owner/mode of %s: %s", name, strerror(e));
+        }
+        return 0;
+}
+
+int hook_cgroup_devices_version(const char *mount)
+{
+        char path[PATH_MAX];
+        struct statfs sf;
+
+        if (statfs(mount, &sf) < 0)
+                return -errno;
+        if (sf.f_type == CGROUP2_SUPER_MAGIC)
+                return 2;
+        /* v1 or hybrid: a devices controller of its own decides. */
+        if (vtpmd_fmt(path, sizeof(path), "%s/devices", mount) < 0)
+                return -ENAMETOOLONG;
+        if (statfs(path, &sf) == 0 && sf.f_type == CGROUP_SUPER_MAGIC)
+                return 1;
+        return -ENOENT;
+}
+
+int hook_cgroup_v1_devices_dir(const char *proc_cgroup, const char *devices_mount, char *ret, size_t ret_len, char *err,
+                               size_t err_len)
+{
+        FILE *f = fopen(proc_cgroup, "re");
+        char line[PATH_MAX + 64];
+        int r = -ENOENT;
+
+        if (!f)
+                return fail(err, err_len, -errno, "cannot read %s: %s", proc_cgroup, strerror(errno));
+        while (fgets(line, sizeof(line), f)) {
+                /* hierarchy-ID:controller-list:path */
+                char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL, *ctl, *save = NULL, *path;
+                bool devices = false;
+                if (!c2)
+                        continue;
+                *c2 = '\0';
+                path = c2 + 1;
+                path[strcspn(path, "\n")] = '\0';
+                for (ctl = strtok_r(c1 + 1, ",", &save); ctl; ctl = strtok_r(NULL, ",", &save))
+                        devices = devices || strcmp(ctl, "devices") == 0;
+                if (!devices)
+                        continue;
+                if (path[0] != '/' || strstr(path, "/../") ||
+                    (strlen(path) >= 3 && !strcmp(path + strlen(path) - 3, "/..")))
+                        r = fail(err, err_len, -EINVAL, "%s: unusable devices cgroup path '%.200s'", proc_cgroup, path);
+                else if (vtpmd_fmt(ret, ret_len, "%s%s", devices_mount, strcmp(path, "/") == 0 ? "" : path) < 0)
+                        r = fail(err, err_len, -ENAMETOOLONG, "the devices cgroup path is too long");
+                else
+                        r = 0;
+                break;
+        }
+        fclose(f);
+        if (r == -ENOENT)
+                fail(err, err_len, r, "%s names no devices cgroup (cgroup v1)", proc_cgroup);
+        return r;
+}
+
+int hook_devices_allow(const char *dir, unsigned major, unsigned minor, const char *access, char *err, size_t err_len)
+{
+        char path[PATH_MAX], rule[64];
+        int fd, n;
+
+        if (vtpmd_fmt(path, sizeof(path), "%s/devices.allow", dir) < 0)
+                return fail(err, err_len, -ENAMETOOLONG, "the devices cgroup path is too long");
+        n = snprintf(rule, sizeof(rule), "c %u:%u %s\n", major, minor, access);
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return fail(err, err_len, -errno, "cannot open %s: %s", path, strerror(errno));
+        if (write(fd, rule, (size_t)n) != n) {
+                int e = errno ? errno : EIO;
+                close(fd);
+                return fail(err, err_len, -e, "cannot allow c %u:%u in %s: %s", major, minor, path, strerror(e));
+        }
+        if (close(fd) < 0)
+                return fail(err, err_len, -errno, "cannot allow c %u:%u in %s: %s", major, minor, path,
+                            strerror(errno));
+        return 0;
 }

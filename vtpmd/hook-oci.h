@@ -21,6 +21,16 @@
 #define HOOK_DIGEST_LEN      (7 + 64)           /* "sha256:" + 64 hex */
 #define HOOK_ANNOTATION      "org.cscp.vtpm"    /* required (default) | optional | disabled */
 
+#define HOOK_MAX_DEVICE_RULES 1024 /* linux.resources.devices entries kept from config.json */
+
+/* One linux.resources.devices entry (config-linux.md "Allowed Device Cgroup"); -1 = any. */
+typedef struct hook_device_rule {
+        bool allow;
+        char type;         /* 'a' (all, also when absent), 'c', 'b' */
+        long major, minor; /* -1: absent or null (any) */
+        char access[4];    /* a subset of "rwm"; "rwm" when absent */
+} hook_device_rule_t;
+
 /* What the container's config asks of the hook (annotation org.cscp.vtpm). */
 typedef enum hook_mode {
         HOOK_MODE_REQUIRED = 0, /* no vTPM, no container */
@@ -51,6 +61,8 @@ typedef struct hook_config {
         char **layers;          /* "sha256:<hex>" digests found in the image annotations */
         size_t n_layers;
         hook_mode_t mode;
+        hook_device_rule_t *dev_rules; /* linux.resources.devices, in order */
+        size_t n_dev_rules;
 } hook_config_t;
 
 /* Parses the state JSON (len <= HOOK_STATE_MAX). On failure a message is in err. */
@@ -66,3 +78,33 @@ int hook_config_load(const char *bundle, hook_config_t *ret, char *err, size_t e
 void hook_config_free(hook_config_t *c);
 
 const char *hook_mode_name(hook_mode_t m);
+
+/* ---- --frontend vtpm-proxy: device nodes and the device cgroup (docs/oci-hook.md) ---- */
+
+/*
+ * Whether the config's device rules give a character device major:minor every
+ * access in need ("rwm"): runc's reading (and the kernel's cgroup v1 one) is
+ * default deny, later entries override earlier ones.
+ */
+bool hook_devices_allowed(const hook_config_t *c, char type, unsigned major, unsigned minor, const char *need);
+
+/*
+ * Makes the character device name (a plain name) in dirfd with major:minor,
+ * mode 0660, owned by root:root. 1 when an identical node is already there (a
+ * retried hook), 0 when made; anything else under that name is refused.
+ */
+int hook_dev_node(int dirfd, const char *name, unsigned major, unsigned minor, char *err, size_t err_len);
+
+/* The cgroup version that governs devices below mount (normally /sys/fs/cgroup): 1, 2, or < 0. */
+int hook_cgroup_devices_version(const char *mount);
+
+/*
+ * cgroup v1: the devices cgroup directory of a process, from its
+ * /proc/<pid>/cgroup (proc_cgroup) and the controller's mount (e.g.
+ * /sys/fs/cgroup/devices). The path is refused if it has a ".." component.
+ */
+int hook_cgroup_v1_devices_dir(const char *proc_cgroup, const char *devices_mount, char *ret, size_t ret_len, char *err,
+                               size_t err_len);
+
+/* cgroup v1: appends "c major:minor access" to <dir>/devices.allow (one write per rule, as the kernel wants). */
+int hook_devices_allow(const char *dir, unsigned major, unsigned minor, const char *access, char *err, size_t err_len);

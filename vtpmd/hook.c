@@ -10,6 +10,10 @@
  *                    (<run-dir>/vtpm/<id>: tpm.sock, tpm.sock.ctrl) read-only
  *                    at /run/cscp/vtpm inside the container's root, in the
  *                    container's mount namespace, before pivot_root
+ *                    (--frontend vtpm-proxy: make /dev/tpm0 and /dev/tpmrm0
+ *                    there instead, with the numbers of the host devices vtpmd
+ *                    reports; createRuntime has allowed them in the device
+ *                    cgroup, cgroup v1, or checked that config.json does, v2)
  *   poststop         ask vtpmd to Destroy it
  *
  * Every step is idempotent against retries. A failure is fatal for the
@@ -83,8 +87,9 @@ static void usage(FILE *f)
                    "  --mount-point PATH     where the endpoint appears in the container (default " MOUNT_POINT ")\n"
                    "  --frontend socket|vtpm-proxy\n"
                    "                         socket (default): the endpoint directory; vtpm-proxy: /dev/tpm0 and\n"
-                   "                         /dev/tpmrm0 device nodes (needs /dev/vtpmx and a vtpmd that reports\n"
-                   "                         a proxy device)\n"
+                   "                         /dev/tpmrm0 device nodes of the host's /dev/tpmN, /dev/tpmrmN (needs\n"
+                   "                         /dev/vtpmx and vtpmd --frontend vtpm-proxy; under cgroup v2 config.json\n"
+                   "                         must allow the devices, see docs/oci-hook.md)\n"
                    "  --runtime NAME, --runtime-version V\n"
                    "                         measured as the runtime (default: the parent process's name, and\n"
                    "                         \"oci-<ociVersion>\")\n"
@@ -366,6 +371,83 @@ static void runtime_default(char *buf, size_t len)
         snprintf(buf, len, "%.200s", strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe);
 }
 
+/* ---- --frontend vtpm-proxy: the device cgroup (createRuntime) ----------------------------- */
+
+#define CGROUP_MOUNT "/sys/fs/cgroup"
+
+static int proxy_reported(const hook_t *h, const Vtpmd__Instance *in, char *err, size_t err_len)
+{
+        (void)h;
+        if (in->proxy_device && in->proxy_device[0] && in->proxy_rm_device && in->proxy_rm_device[0] &&
+            in->proxy_rm_major)
+                return 0;
+        snprintf(err, err_len,
+                 "vtpmd reports no vtpm-proxy device for this container (run vtpmd with --frontend vtpm-proxy; it "
+                 "needs /dev/vtpmx: modprobe tpm_vtpm_proxy)");
+        return -ENODEV;
+}
+
+/*
+ * The container may use (and its runc init mknod) the two devices: cgroup v1,
+ * the hook appends them to the container's devices.allow (runc has applied
+ * config.json's rules before createRuntime); cgroup v2, runc's eBPF device
+ * program is made from config.json alone and a hook cannot extend it, so
+ * config.json must already allow them.
+ */
+static int proxy_cgroup(const hook_t *h, const Vtpmd__Instance *in, char *err, size_t err_len)
+{
+        const unsigned dev[2][2] = {{in->proxy_major, in->proxy_minor}, {in->proxy_rm_major, in->proxy_rm_minor}};
+        bool ok = true;
+        char dir[PATH_MAX], proc[64];
+        int v, r;
+
+        for (int i = 0; i < 2; i++)
+                ok = ok && hook_devices_allowed(&h->cfg, 'c', dev[i][0], dev[i][1], "rwm");
+        if (ok)
+                return 0; /* config.json allows both already (any cgroup version) */
+        v = hook_cgroup_devices_version(CGROUP_MOUNT);
+        if (v == 2) {
+                snprintf(err, err_len,
+                         "config.json's linux.resources.devices does not allow %s (c %u:%u) and %s (c %u:%u) with "
+                         "access rwm; under cgroup v2 runc's device filter comes from config.json only: add "
+                         "{\"allow\": true, \"type\": \"c\", \"major\": %u, \"access\": \"rwm\"} (every /dev/tpmN "
+                         "and /dev/tpmrmN but /dev/tpm0) and {\"allow\": true, \"type\": \"c\", \"major\": 10, "
+                         "\"minor\": 224, \"access\": \"rwm\"} (/dev/tpm0)",
+                         in->proxy_device, dev[0][0], dev[0][1], in->proxy_rm_device, dev[1][0], dev[1][1],
+                         in->proxy_rm_major);
+                return -EPERM;
+        }
+        if (v != 1) {
+                snprintf(err, err_len, "cannot tell the cgroup version under %s (%s)", CGROUP_MOUNT, strerror(-v));
+                return v;
+        }
+        if (h->st.pid <= 0) {
+                snprintf(err, err_len, "the OCI state has no pid: cannot find the container's devices cgroup");
+                return -EINVAL;
+        }
+        snprintf(proc, sizeof(proc), "/proc/%d/cgroup", (int)h->st.pid);
+        r = hook_cgroup_v1_devices_dir(proc, CGROUP_MOUNT "/devices", dir, sizeof(dir), err, err_len);
+        if (r < 0)
+                return r;
+        for (int i = 0; i < 2; i++) {
+                r = hook_devices_allow(dir, dev[i][0], dev[i][1], "rwm", err, err_len);
+                if (r < 0)
+                        return r;
+        }
+        msg(h, "", "device cgroup %s allows c %u:%u and c %u:%u", dir, dev[0][0], dev[0][1], dev[1][0], dev[1][1]);
+        return 0;
+}
+
+static int proxy_prepare(const hook_t *h, const Vtpmd__Instance *in, char *err, size_t err_len)
+{
+        int r;
+
+        if (!h->vtpm_proxy)
+                return 0;
+        r = proxy_reported(h, in, err, err_len);
+        return r < 0 ? r : proxy_cgroup(h, in, err, err_len);
+}
+
 static int create_runtime(hook_t *h)
 {
         Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
@@ -375,6 +457,9 @@ static int create_runtime(hook_t *h)
         char err[1024], rt[256], rtv[300];
         int r, rc;
 
+        if (h->vtpm_proxy && access("/dev/vtpmx", F_OK) < 0)
+                return failed(h, "the vtpm-proxy frontend needs /dev/vtpmx (modprobe tpm_vtpm_proxy); this host has "
+                                 "none");
         if (h->runtime)
                 snprintf(rt, sizeof(rt), "%s", h->runtime);
         else
@@ -403,6 +488,8 @@ static int create_runtime(hook_t *h)
         if (resp->body_case == VTPMD__VTPM_RESPONSE__BODY_CREATED) {
                 const Vtpmd__Instance *in = resp->created->instance;
                 r = measure_annotations(h, NULL, err, sizeof(err));
+                if (r == 0)
+                        r = proxy_prepare(h, in, err, sizeof(err));
                 if (r < 0) {
                         /* Never leave a half-measured vTPM behind. */
                         Vtpmd__VtpmResponse *d = NULL;
@@ -432,8 +519,10 @@ static int create_runtime(hook_t *h)
                                  "vtpmd said the vTPM exists, then that it does not (destroyed "
                                  "meanwhile?)");
                 if (r > 0) {
+                        r = proxy_prepare(h, st->status->instance, err, sizeof(err));
                         vtpmd__vtpm_response__free_unpacked(st, NULL);
-                        r = measure_annotations(h, facts.ann_present, err, sizeof(err));
+                        if (r == 0)
+                                r = measure_annotations(h, facts.ann_present, err, sizeof(err));
                         if (r == 0) {
                                 free(facts.ann_present);
                                 msg(h, "", "already has its vTPM for this config (%s): nothing to do", h->cfg.digest);
@@ -580,6 +669,64 @@ out:
         return r;
 }
 
+/*
+ * --frontend vtpm-proxy: /dev/tpm0 and /dev/tpmrm0 in the container's /dev
+ * (opened beneath the root without following symlinks, made if missing) with
+ * the numbers of the host's /dev/tpmN and /dev/tpmrmN, mode 0660, root:root.
+ */
+static int make_proxy_nodes(const hook_t *h, const Vtpmd__Instance *in, char *err, size_t err_len)
+{
+        int rootfd, devfd, r, r0;
+
+        rootfd = open(h->cfg.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0) {
+                snprintf(err, err_len, "cannot open the container root %s: %s", h->cfg.root, strerror(errno));
+                return -errno;
+        }
+        devfd = open_beneath(rootfd, "dev", true, err, err_len);
+        close(rootfd);
+        if (devfd < 0)
+                return devfd;
+        r0 = hook_dev_node(devfd, "tpm0", in->proxy_major, in->proxy_minor, err, err_len);
+        r = r0 < 0 ? r0 : hook_dev_node(devfd, "tpmrm0", in->proxy_rm_major, in->proxy_rm_minor, err, err_len);
+        if (r < 0 && r0 == 0)
+                (void)unlinkat(devfd, "tpm0", 0);
+        close(devfd);
+        if (r < 0)
+                return r;
+        return r0 == 1 && r == 1 ? 1 : 0;
+}
+
+static int create_container_proxy(hook_t *h)
+{
+        Vtpmd__VtpmResponse *st = NULL;
+        log_facts_t facts = {0};
+        char err[1024];
+        int r;
+
+        if (access("/dev/vtpmx", F_OK) < 0)
+                return failed(h, "the vtpm-proxy frontend needs /dev/vtpmx (modprobe tpm_vtpm_proxy); this host has "
+                                 "none");
+        r = vtpm_of_this_config(h, &facts, &st, err, sizeof(err));
+        if (r == 0)
+                return failed(h, "vtpmd has no vTPM for this container (did the createRuntime hook run?)");
+        if (r < 0)
+                return failed(h, "%s", err);
+        r = proxy_reported(h, st->status->instance, err, sizeof(err));
+        if (r == 0)
+                r = check_mount_ns(err, sizeof(err));
+        if (r == 0)
+                r = make_proxy_nodes(h, st->status->instance, err, sizeof(err));
+        if (r >= 0)
+                msg(h, "", "/dev/tpm0 (%s, c %u:%u) and /dev/tpmrm0 (%s, c %u:%u) made in the container%s",
+                    st->status->instance->proxy_device, st->status->instance->proxy_major,
+                    st->status->instance->proxy_minor, st->status->instance->proxy_rm_device,
+                    st->status->instance->proxy_rm_major, st->status->instance->proxy_rm_minor,
+                    r == 1 ? " (already)" : "");
+        vtpmd__vtpm_response__free_unpacked(st, NULL);
+        return r < 0 ? failed(h, "%s", err) : 0;
+}
+
 static int create_container(hook_t *h)
 {
         Vtpmd__VtpmResponse *st = NULL;
@@ -587,13 +734,8 @@ static int create_container(hook_t *h)
         char err[1024], endpoint[PATH_MAX], *slash;
         int r;
 
-        if (h->vtpm_proxy) {
-                if (access("/dev/vtpmx", F_OK) < 0)
-                        return failed(h, "the vtpm-proxy frontend needs /dev/vtpmx (modprobe tpm_vtpm_proxy); this "
-                                         "host has none");
-                return failed(h, "vtpmd reports no vtpm-proxy device for this container: vtpmd has no vtpm-proxy "
-                                 "frontend yet (use --frontend socket)");
-        }
+        if (h->vtpm_proxy)
+                return create_container_proxy(h);
         r = vtpm_of_this_config(h, &facts, &st, err, sizeof(err));
         if (r == 0)
                 return failed(h, "vtpmd has no vTPM for this container (did the createRuntime hook run?)");

@@ -85,6 +85,7 @@ instance_t *instance_new(vtpmd_t *d, const char *uid)
         pathf(inst->swtpm_ctrl, inst->dir, "swtpm.sock.ctrl");
         vtpmd_fmt(inst->tcti, sizeof(inst->tcti), "swtpm:path=%s", inst->swtpm_sock);
         uv_mutex_init(&inst->lock);
+        inst->swtpm_fd = -1;
         uv_timer_init(d->loop, &inst->timer);
         inst->timer.data = inst;
         inst->timer_open = true;
@@ -102,6 +103,9 @@ void instance_unref(instance_t *inst)
         if (!inst || --inst->refs > 0)
                 return;
         uv_mutex_destroy(&inst->lock);
+        rm_tpm_release(&inst->tpm);
+        if (inst->swtpm_fd >= 0)
+                close(inst->swtpm_fd);
         vtpm_identity_clear(&inst->ident);
         free(inst);
 }

@@ -10,6 +10,7 @@
  * 0x20001000) are answered by the endpoint. Closing the fd removes the device.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,7 +24,32 @@
 #include "endpoint.h"
 #include "log.h"
 
-#define VTPMX "/dev/vtpmx"
+#define VTPMX           "/dev/vtpmx"
+#define TPM_NUM_DEVICES 65536u /* drivers/char/tpm/tpm.h: /dev/tpmrmN is minor N + TPM_NUM_DEVICES */
+
+/* The dynamic "tpm" char major from /proc/devices (the kernel's tpm_devt), 0 when absent. */
+static unsigned tpm_char_major(void)
+{
+        FILE *f = fopen("/proc/devices", "re");
+        char line[128];
+        bool chars = false;
+        unsigned major = 0;
+
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f)) {
+                unsigned m;
+                char name[64];
+                if (strncmp(line, "Character devices:", 18) == 0)
+                        chars = true;
+                else if (strncmp(line, "Block devices:", 14) == 0)
+                        chars = false;
+                else if (chars && sscanf(line, "%u %63s", &m, name) == 2 && strcmp(name, "tpm") == 0)
+                        major = m;
+        }
+        fclose(f);
+        return major;
+}
 
 int proxy_open(instance_t *inst, char *ret_dev, size_t dev_len)
 {
@@ -50,7 +76,17 @@ int proxy_open(instance_t *inst, char *ret_dev, size_t dev_len)
         r = endpoint_attach_fd(inst, (int)nd.fd, name);
         if (r < 0)
                 return r;
-        log_info("%s: vTPM of %s exposed as /dev/tpm%u and /dev/tpmrm%u (major %u, minor %u)", inst->uid, inst->id,
-                 nd.tpm_num, nd.tpm_num, nd.major, nd.minor);
+        /* /dev/tpm0 is the misc device 10:224; every /dev/tpmrmN has the "tpm" major (reference.md §8). */
+        inst->proxy_major = nd.major;
+        inst->proxy_minor = nd.minor;
+        inst->proxy_rm_major = nd.tpm_num == 0 ? tpm_char_major() : nd.major;
+        inst->proxy_rm_minor = nd.tpm_num + TPM_NUM_DEVICES;
+        vtpmd_fmt(inst->proxy_dev, sizeof(inst->proxy_dev), "/dev/tpm%u", nd.tpm_num);
+        vtpmd_fmt(inst->proxy_rm_dev, sizeof(inst->proxy_rm_dev), "/dev/tpmrm%u", nd.tpm_num);
+        inst->have_proxy = inst->proxy_rm_major != 0;
+        if (!inst->have_proxy)
+                log_warn("%s: no \"tpm\" major in /proc/devices: /dev/tpmrm%u is not reported", inst->uid, nd.tpm_num);
+        log_info("%s: vTPM of %s exposed as %s (%u:%u) and %s (%u:%u)", inst->uid, inst->id, inst->proxy_dev,
+                 inst->proxy_major, inst->proxy_minor, inst->proxy_rm_dev, inst->proxy_rm_major, inst->proxy_rm_minor);
         return vtpmd_fmt(ret_dev, dev_len, "/dev/tpmrm%u", nd.tpm_num);
 }

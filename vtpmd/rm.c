@@ -7,6 +7,7 @@
  * reference.md §10.1. No I/O of its own: the backend is a callback.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,10 @@ typedef struct rm_session {
 struct rm_space {
         rm_object_t obj[RM_MAX_OBJECTS];
         rm_session_t ses[RM_MAX_SESSIONS];
+        /* the client's reference and rm_tpm_t.owner's; dead: the client is gone (its contexts are flushed, not saved)
+         */
+        atomic_uint refs;
+        atomic_bool dead;
 };
 
 /* ---- the command table (TPM 2.0 Part 3; handle counts from libtpms *_fp.h) ---- */
@@ -252,6 +257,7 @@ uint32_t rm_command_check(const rm_policy_t *p, const uint8_t *cmd, size_t len, 
                         if (c.n_sessions == 3 ||
                             Tss2_MU_TPMS_AUTH_COMMAND_Unmarshal(cmd, end, &off, &ac) != TSS2_RC_SUCCESS)
                                 return TPM2_RC_AUTHSIZE;
+                        c.session_attrs[c.n_sessions] = ac.sessionAttributes;
                         c.sessions[c.n_sessions++] = ac.sessionHandle;
                 }
         }
@@ -316,21 +322,37 @@ uint32_t rm_command_check(const rm_policy_t *p, const uint8_t *cmd, size_t len, 
 
 rm_space_t *rm_space_new(void)
 {
-        return calloc(1, sizeof(rm_space_t));
+        rm_space_t *s = calloc(1, sizeof(rm_space_t));
+
+        if (s) {
+                atomic_init(&s->refs, 1);
+                atomic_init(&s->dead, false);
+        }
+        return s;
+}
+
+static void space_unref(rm_space_t *s)
+{
+        if (atomic_fetch_sub(&s->refs, 1) != 1)
+                return;
+        /* Saved contexts are not secret (TPM-encrypted), but there is no reason to leave them around. */
+        memset(s->obj, 0, sizeof(s->obj));
+        memset(s->ses, 0, sizeof(s->ses));
+        free(s);
 }
 
 void rm_space_free(rm_space_t *s)
 {
         if (!s)
                 return;
-        /* Saved contexts are not secret (TPM-encrypted), but there is no reason to leave them around. */
-        memset(s, 0, sizeof(*s));
-        free(s);
+        atomic_store(&s->dead, true);
+        space_unref(s);
 }
 
 void rm_space_reset(rm_space_t *s)
 {
-        memset(s, 0, sizeof(*s));
+        memset(s->obj, 0, sizeof(s->obj));
+        memset(s->ses, 0, sizeof(s->ses));
 }
 
 unsigned rm_space_n_sessions(const rm_space_t *s)
@@ -477,65 +499,309 @@ static int ses_load(io_t *io, rm_session_t *se, uint32_t *ret_rc)
         return 0;
 }
 
-/* After a command: objects saved and flushed, sessions saved. Entries the TPM no longer has are dropped. */
-static int save_all(rm_space_t *s, io_t *io)
+/* Object o out of the TPM: saved and flushed; dropped when the TPM no longer has it (flushed by the command). */
+static int obj_evict(io_t *io, rm_object_t *o)
 {
         uint32_t rc;
         int r;
 
+        if (!o->used || !o->loaded)
+                return 0;
+        r = ctx_save(io, o->phandle, o->ctx, &o->ctx_len, &rc);
+        if (r < 0)
+                return r;
+        if (rc != TPM2_RC_SUCCESS) {
+                /* Flushed by the command (FlushContext, SequenceComplete) or not saveable: gone. */
+                (void)handle_cmd(io, TPM2_CC_FlushContext, o->phandle, &rc);
+                drop_object(o);
+                return 0;
+        }
+        r = handle_cmd(io, TPM2_CC_FlushContext, o->phandle, &rc);
+        if (r < 0)
+                return r;
+        o->loaded = false;
+        o->phandle = 0;
+        return 0;
+}
+
+/* Session se saved (it keeps its handle); dropped when the TPM no longer has it loaded. */
+static int ses_evict(io_t *io, rm_session_t *se)
+{
+        uint32_t rc;
+        int r;
+
+        if (!se->used || !se->loaded)
+                return 0;
+        r = ctx_save(io, se->handle, se->ctx, &se->ctx_len, &rc);
+        if (r < 0)
+                return r;
+        if (rc != TPM2_RC_SUCCESS) {
+                drop_session(se); /* continueSession was clear, or the client saved it itself */
+                return 0;
+        }
+        se->loaded = false;
+        se->saved = true;
+        return 0;
+}
+
+/* Every loaded object saved and flushed, every loaded session saved: the TPM holds nothing of s. */
+static int save_all(rm_space_t *s, io_t *io)
+{
+        int r;
+
         for (unsigned i = 0; i < RM_MAX_OBJECTS; i++) {
-                rm_object_t *o = &s->obj[i];
-                if (!o->used || !o->loaded)
-                        continue;
-                r = ctx_save(io, o->phandle, o->ctx, &o->ctx_len, &rc);
+                r = obj_evict(io, &s->obj[i]);
                 if (r < 0)
                         return r;
-                if (rc != TPM2_RC_SUCCESS) {
-                        /* Flushed by the command (FlushContext, SequenceComplete) or not saveable: gone. */
-                        (void)handle_cmd(io, TPM2_CC_FlushContext, o->phandle, &rc);
-                        drop_object(o);
-                        continue;
-                }
-                r = handle_cmd(io, TPM2_CC_FlushContext, o->phandle, &rc);
-                if (r < 0)
-                        return r;
-                o->loaded = false;
-                o->phandle = 0;
         }
         for (unsigned i = 0; i < RM_MAX_SESSIONS; i++) {
-                rm_session_t *se = &s->ses[i];
-                if (!se->used || !se->loaded)
-                        continue;
-                r = ctx_save(io, se->handle, se->ctx, &se->ctx_len, &rc);
+                r = ses_evict(io, &s->ses[i]);
                 if (r < 0)
                         return r;
-                if (rc != TPM2_RC_SUCCESS) {
-                        drop_session(se); /* continueSession was clear, or the client saved it itself */
-                        continue;
-                }
-                se->loaded = false;
-                se->saved = true;
         }
         return 0;
 }
 
-void rm_space_flush(rm_space_t *s, rm_io_fn fn, void *io_ctx)
+/* The client is gone: its loaded objects (resident: s holds the TPM) and all its sessions flushed, s emptied. */
+static int space_flush_io(rm_space_t *s, io_t *io, bool resident)
 {
-        io_t *io = malloc(sizeof(*io));
         uint32_t rc;
+        int r = 0, k;
 
+        for (unsigned i = 0; resident && i < RM_MAX_OBJECTS; i++)
+                if (s->obj[i].used && s->obj[i].loaded) {
+                        k = handle_cmd(io, TPM2_CC_FlushContext, s->obj[i].phandle, &rc);
+                        r = r < 0 ? r : k;
+                }
+        for (unsigned i = 0; i < RM_MAX_SESSIONS; i++)
+                if (s->ses[i].used) {
+                        k = handle_cmd(io, TPM2_CC_FlushContext, s->ses[i].handle, &rc);
+                        r = r < 0 ? r : k;
+                }
+        rm_space_reset(s);
+        return r;
+}
+
+/* After a backend failure: every transient object the TPM holds is flushed (whoever's it was: the RM forgot it). */
+static int flush_transients(io_t *io)
+{
+        TPMS_CAPABILITY_DATA cd;
+        uint8_t cmd[HDR + 12];
+        size_t off = HDR + 1;
+        uint32_t rc;
+        int r;
+
+        put_header(cmd, TPM2_ST_NO_SESSIONS, sizeof(cmd), TPM2_CC_GetCapability);
+        put32(cmd + HDR, TPM2_CAP_HANDLES);
+        put32(cmd + HDR + 4, 0x80000000u);
+        put32(cmd + HDR + 8, TPM2_MAX_CAP_HANDLES);
+        r = call(io, cmd, sizeof(cmd), &rc);
+        if (r < 0)
+                return r;
+        if (rc != TPM2_RC_SUCCESS ||
+            Tss2_MU_TPMS_CAPABILITY_DATA_Unmarshal(io->resp, io->len, &off, &cd) != TSS2_RC_SUCCESS ||
+            cd.capability != TPM2_CAP_HANDLES || cd.data.handles.count > TPM2_MAX_CAP_HANDLES)
+                return -EPROTO;
+        for (uint32_t i = 0; i < cd.data.handles.count; i++) {
+                if (!IS_TRANSIENT(cd.data.handles.handle[i]))
+                        continue;
+                r = handle_cmd(io, TPM2_CC_FlushContext, cd.data.handles.handle[i], &rc);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void tpm_disown(rm_tpm_t *t)
+{
+        rm_space_t *o = t->owner;
+
+        t->owner = NULL;
+        if (o)
+                space_unref(o);
+}
+
+/*
+ * The TPM for s (NULL: vtpmd itself): the previous owner's objects and sessions saved and flushed first.
+ * t->unknown is set only with no owner, so flushing every transient object never pulls one from under a space.
+ */
+static int tpm_acquire(rm_tpm_t *t, rm_space_t *s, io_t *io)
+{
+        rm_space_t *o = t->owner;
+        int r;
+
+        if (t->unknown) {
+                r = flush_transients(io);
+                if (r < 0)
+                        return r;
+                t->unknown = false;
+        }
+        if (o == s)
+                return 0;
+        if (o) {
+                if (atomic_load(&o->dead)) {
+                        r = space_flush_io(o, io, true);
+                } else {
+                        r = save_all(o, io);
+                        if (r < 0)
+                                rm_space_reset(o);
+                }
+                tpm_disown(t);
+                if (r < 0) {
+                        t->unknown = true; /* some of o's objects may still be loaded */
+                        return r;
+                }
+        }
+        if (s) {
+                atomic_fetch_add(&s->refs, 1);
+                t->owner = s;
+        } else {
+                /* vtpmd's conversation flushes its own objects; should one stay behind (an error path), the next
+                 * acquire frees the slot. */
+                t->unknown = true;
+        }
+        return 0;
+}
+
+int rm_tpm_acquire(rm_tpm_t *t, rm_space_t *s, rm_io_fn fn, void *io_ctx)
+{
+        io_t *io;
+        int r;
+
+        if (t->owner == s && !t->unknown)
+                return 0;
+        io = malloc(sizeof(*io));
+        if (!io)
+                return -ENOMEM;
+        io->fn = fn;
+        io->ctx = io_ctx;
+        r = tpm_acquire(t, s, io);
+        free(io);
+        return r;
+}
+
+void rm_tpm_release(rm_tpm_t *t)
+{
+        if (t)
+                tpm_disown(t);
+}
+
+void rm_space_flush(rm_tpm_t *t, rm_space_t *s, rm_io_fn fn, void *io_ctx)
+{
+        bool resident = t && t->owner == s;
+        io_t *io;
+
+        if (!resident && rm_space_n_sessions(s) == 0) {
+                rm_space_reset(s); /* only saved object contexts: forgetting them is the flush */
+                return;
+        }
+        io = malloc(sizeof(*io));
         if (io) {
                 io->fn = fn;
                 io->ctx = io_ctx;
-                for (unsigned i = 0; i < RM_MAX_OBJECTS; i++)
-                        if (s->obj[i].used && s->obj[i].loaded)
-                                (void)handle_cmd(io, TPM2_CC_FlushContext, s->obj[i].phandle, &rc);
-                for (unsigned i = 0; i < RM_MAX_SESSIONS; i++)
-                        if (s->ses[i].used)
-                                (void)handle_cmd(io, TPM2_CC_FlushContext, s->ses[i].handle, &rc);
+                if (space_flush_io(s, io, resident) < 0 && resident)
+                        t->unknown = true;
                 free(io);
+        } else if (resident) {
+                t->unknown = true;
         }
         rm_space_reset(s);
+        if (resident)
+                tpm_disown(t);
+}
+
+/*
+ * Frees swtpm slots for command c of s, which stays the owner: s's loaded objects (sessions) that c does not name
+ * are evicted until the ones c names or makes (a persistent handle is loaded for the command too) fit.
+ */
+static int make_room(rm_space_t *s, io_t *io, const rm_cmd_t *c)
+{
+        bool named_obj[RM_MAX_OBJECTS] = {false}, named_ses[RM_MAX_SESSIONS] = {false};
+        unsigned need = 0, need_s = 0, loaded = 0, loaded_s = 0;
+        int r;
+
+        for (unsigned i = 0; i < c->n_handles; i++) {
+                uint32_t h = c->handles[i];
+                if (IS_TRANSIENT(h) || HT(h) == TPM2_HT_PERSISTENT)
+                        need++;
+                if (IS_TRANSIENT(h) && obj_find(s, h))
+                        named_obj[RM_VHANDLE_FIRST - h] = true;
+        }
+        if (c->info->flags & RM_CC_RESP_HANDLE) {
+                need++; /* the object it makes (for StartAuthSession / ContextLoad possibly a session) */
+                need_s++;
+        }
+        for (unsigned i = 0; i < RM_MAX_SESSIONS; i++) {
+                bool named = false;
+                if (!s->ses[i].used)
+                        continue;
+                for (unsigned k = 0; k < c->n_handles; k++)
+                        named = named || c->handles[k] == s->ses[i].handle;
+                for (unsigned k = 0; k < c->n_sessions; k++)
+                        named = named || c->sessions[k] == s->ses[i].handle;
+                named_ses[i] = named;
+                need_s += named;
+        }
+        for (unsigned i = 0; i < RM_MAX_OBJECTS; i++)
+                loaded += s->obj[i].used && s->obj[i].loaded && !named_obj[i];
+        for (unsigned i = 0; i < RM_MAX_SESSIONS; i++)
+                loaded_s += s->ses[i].used && s->ses[i].loaded && !named_ses[i];
+        for (unsigned i = 0; i < RM_MAX_OBJECTS && loaded + need > RM_TPM_OBJECTS; i++) {
+                if (!s->obj[i].used || !s->obj[i].loaded || named_obj[i])
+                        continue;
+                r = obj_evict(io, &s->obj[i]);
+                if (r < 0)
+                        return r;
+                loaded--;
+        }
+        for (unsigned i = 0; i < RM_MAX_SESSIONS && loaded_s + need_s > RM_TPM_SESSIONS; i++) {
+                if (!s->ses[i].used || !s->ses[i].loaded || named_ses[i])
+                        continue;
+                r = ses_evict(io, &s->ses[i]);
+                if (r < 0)
+                        return r;
+                loaded_s--;
+        }
+        return 0;
+}
+
+/*
+ * After command c (lazy: s's contexts stay loaded): what the command may have flushed is checked the way
+ * save_all would, so no entry names a handle the TPM may give to someone else.
+ */
+static int after_command(rm_space_t *s, io_t *io, const rm_cmd_t *c, uint32_t rc)
+{
+        int r;
+
+        /* Sessions whose continueSession was clear (the TPM ends them), or that the client saved itself. */
+        for (unsigned i = 0; i < c->n_sessions; i++) {
+                rm_session_t *se = c->sessions[i] == TPM2_RH_PW ? NULL : ses_find(s, c->sessions[i]);
+                if (se && !(c->session_attrs[i] & TPMA_SESSION_CONTINUESESSION)) {
+                        r = ses_evict(io, se);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (c->cc == TPM2_CC_ContextSave && rc == TPM2_RC_SUCCESS && IS_SESSION(c->handles[0])) {
+                rm_session_t *se = ses_find(s, c->handles[0]);
+                if (se) {
+                        r = ses_evict(io, se);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        /* Sequence objects end with (Event)SequenceComplete. */
+        if (c->cc == TPM2_CC_SequenceComplete || c->cc == TPM2_CC_EventSequenceComplete) {
+                for (unsigned i = 0; i < c->n_handles; i++) {
+                        rm_object_t *o = IS_TRANSIENT(c->handles[i]) ? obj_find(s, c->handles[i]) : NULL;
+                        if (!o)
+                                continue;
+                        r = obj_evict(io, o);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
 }
 
 /* ---- GetCapability(TPM_CAP_HANDLES) for transient and session ranges: answered from the space ---- */
@@ -559,7 +825,8 @@ static size_t cap_handles(const rm_space_t *s, uint32_t property, uint32_t count
                         if (s->obj[i].used && vhandle(i) >= property)
                                 list[n++] = vhandle(i);
         } else if (ht == TPM2_HT_SAVED_SESSION) {
-                /* Between commands every session of the space is saved (none is "loaded" for the client). */
+                /* Every session of the space is reported saved (none "loaded"), as when they were saved after every
+                 * command: the client's view does not depend on whether lazy eviction left them in the TPM. */
                 for (unsigned i = 0; i < RM_MAX_SESSIONS; i++)
                         if (s->ses[i].used && (s->ses[i].handle & 0x00FFFFFFu) >= (property & 0x00FFFFFFu))
                                 list[n++] = s->ses[i].handle;
@@ -584,13 +851,14 @@ static size_t answer(uint8_t *resp, uint32_t rc)
         return rm_error_response(rc, resp);
 }
 
-int rm_execute(rm_space_t *s, const rm_policy_t *p, rm_io_fn fn, void *io_ctx, const uint8_t *cmd, size_t len,
-               uint8_t *resp, size_t *ret_len)
+int rm_execute(rm_tpm_t *t, rm_space_t *s, const rm_policy_t *p, rm_io_fn fn, void *io_ctx, const uint8_t *cmd,
+               size_t len, uint8_t *resp, size_t *ret_len)
 {
         rm_cmd_t c;
         uint8_t *buf = NULL;
         io_t *io = NULL;
         rm_session_t *flush_ses = NULL;
+        rm_object_t *flush_obj = NULL;
         uint32_t rc;
         int r = 0;
 
@@ -616,10 +884,13 @@ int rm_execute(rm_space_t *s, const rm_policy_t *p, rm_io_fn fn, void *io_ctx, c
                                 *ret_len = answer(resp, TPM2_RC_HANDLE + TPM2_RC_P + TPM2_RC_1);
                                 return 0;
                         }
-                        /* Saved between commands: forgetting the context is the flush. */
-                        drop_object(o);
-                        *ret_len = answer(resp, TPM2_RC_SUCCESS);
-                        return 0;
+                        if (!o->loaded) {
+                                /* Saved: forgetting the context is the flush. */
+                                drop_object(o);
+                                *ret_len = answer(resp, TPM2_RC_SUCCESS);
+                                return 0;
+                        }
+                        flush_obj = o; /* still loaded (s holds the TPM): flushed there below */
                 }
                 if (IS_SESSION(h)) {
                         flush_ses = ses_find(s, h);
@@ -650,6 +921,21 @@ int rm_execute(rm_space_t *s, const rm_policy_t *p, rm_io_fn fn, void *io_ctx, c
                         goto out;
                 }
         }
+        /* The TPM is s's from here: another client's contexts (or nothing of vtpmd's) are in it no more. */
+        r = tpm_acquire(t, s, io);
+        if (r < 0)
+                goto fail;
+        if (flush_obj) {
+                r = handle_cmd(io, TPM2_CC_FlushContext, flush_obj->phandle, &rc);
+                if (r < 0)
+                        goto fail;
+                drop_object(flush_obj);
+                *ret_len = answer(resp, TPM2_RC_SUCCESS);
+                goto save;
+        }
+        r = make_room(s, io, &c);
+        if (r < 0)
+                goto fail;
         /* Handle area: virtual transient handles are translated; sessions must be this client's. */
         for (unsigned i = 0; i < c.n_handles; i++) {
                 uint32_t h = c.handles[i];
@@ -735,14 +1021,21 @@ int rm_execute(rm_space_t *s, const rm_policy_t *p, rm_io_fn fn, void *io_ctx, c
                         }
                 }
         }
+        r = t->eager ? 0 : after_command(s, io, &c, rc);
+        if (r < 0)
+                goto fail;
 save:
-        r = save_all(s, io);
+        /* Eager (the behaviour before lazy eviction): nothing of s stays loaded between commands. */
+        r = t->eager ? save_all(s, io) : 0;
         if (r < 0)
                 goto fail;
         r = 0;
         goto out;
 fail:
         rm_space_reset(s);
+        if (t->owner == s)
+                tpm_disown(t);
+        t->unknown = true; /* what of s was loaded is forgotten but may still be there */
         *ret_len = answer(resp, TPM2_RC_FAILURE);
 out:
         free(buf);

@@ -7,13 +7,25 @@
  * (reference.md §10.1) so a container cannot break its own binding.
  *
  * A space is one client (one peer process on the endpoint). Its transient
- * objects live as saved contexts between commands and appear to it under
- * virtual handles 0x80FFFFFF - slot; its sessions keep their TPM handles but
- * are context-saved after every command and may be used only by it. Before a
- * command the contexts it names are loaded; after it every loaded object is
- * saved and flushed and every loaded session saved, so the TPM holds nothing
- * of any client between commands and vtpmd's own conversations (which hold
- * the instance lock) see an empty TPM.
+ * objects appear to it under virtual handles 0x80FFFFFF - slot; its sessions
+ * keep their TPM handles and may be used only by it. Before a command the
+ * contexts it names are loaded.
+ *
+ * Lazy eviction: the TPM (rm_tpm_t, one per vTPM) has one owner, the last
+ * space that ran a command. Its objects and sessions stay loaded after the
+ * command, so a client's next command costs no context round trips. Every
+ * conversation with swtpm first acquires the TPM (rm_tpm_acquire, or
+ * rm_execute for a client): when the owner changes, the previous owner's
+ * loaded objects are saved and flushed and its loaded sessions saved, so a
+ * client never has another client's contexts in the TPM (and never a handle
+ * naming them: handles are checked against its own space), and vtpmd's own
+ * conversations (owner NULL) see a TPM with nothing of any client loaded.
+ * Within its own turn a space keeps at most RM_TPM_OBJECTS objects and
+ * RM_TPM_SESSIONS sessions loaded, less what the command needs: its other
+ * contexts are evicted first. What a command may have flushed (a session with
+ * continueSession clear, a session the client saved, a finished sequence) is
+ * checked right after it with ContextSave, as before. rm_tpm_t.eager restores
+ * the old behaviour (everything saved after every command).
  *
  * Refusals never reach swtpm; they are answered with a 10-byte TPM response:
  *   TPM_RC_COMMAND_CODE   unknown command code, or a command on the deny list
@@ -29,8 +41,12 @@
  *   TPM_RC_FAILURE        swtpm could not be reached (restarting, dead)
  *
  * Thread use: the pure functions (rm_command_check, rm_error_response) are
- * reentrant; rm_execute runs on a worker and the caller serializes it per
- * vTPM (the instance lock) and per space.
+ * reentrant; rm_execute, rm_tpm_* and rm_space_flush/reset run on a worker
+ * and the caller serializes them per vTPM (the instance lock): any of them
+ * may touch the owner's space, not only the one named. rm_space_new/free may
+ * run on any thread (a space is reference counted: the owner keeps it until
+ * the next acquire, which then flushes a freed space's contexts instead of
+ * saving them).
  */
 
 #include <stdbool.h>
@@ -44,6 +60,8 @@
 #define RM_MAX_HANDLES   3 /* largest command handle area */
 #define RM_VHANDLE_FIRST 0x80FFFFFFu
 #define RM_CONTEXT_MAX   RM_MAX_RESPONSE /* a marshalled TPMS_CONTEXT as ContextSave returned it */
+#define RM_TPM_OBJECTS   3 /* swtpm's object slots (libtpms MAX_LOADED_OBJECTS; persistent ones in use count) */
+#define RM_TPM_SESSIONS  3 /* swtpm's loaded session slots (libtpms MAX_LOADED_SESSIONS) */
 
 typedef struct rm_policy {
         uint32_t ak_handle; /* the vTPM's AK (persistent): never evicted by a client */
@@ -68,6 +86,7 @@ typedef struct rm_cmd {
         uint32_t handles[RM_MAX_HANDLES];
         unsigned n_handles;
         uint32_t sessions[3]; /* authorization area session handles (TPM_RS_PW included) */
+        uint8_t session_attrs[3];
         unsigned n_sessions;
         size_t params_off; /* first parameter byte */
 } rm_cmd_t;
@@ -86,19 +105,36 @@ typedef int (*rm_io_fn)(void *io, const uint8_t *cmd, size_t len, uint8_t *resp,
 
 typedef struct rm_space rm_space_t;
 rm_space_t *rm_space_new(void);
+/* The client is gone (NULL-safe). The space lives on while it is the TPM's owner. */
 void rm_space_free(rm_space_t *s);
 /* Forget every context (after a vTPM restart: the TPM lost them anyway). */
 void rm_space_reset(rm_space_t *s);
 unsigned rm_space_n_sessions(const rm_space_t *s);
-/* Flushes the space's saved sessions from the TPM (a client went away); errors are ignored. */
-void rm_space_flush(rm_space_t *s, rm_io_fn io, void *io_ctx);
+
+/* One vTPM: whose contexts it holds. Zero-initialized = nobody's, lazy eviction. Under the instance lock. */
+typedef struct rm_tpm {
+        rm_space_t *owner; /* the space whose objects and sessions may be loaded (NULL: vtpmd's or nobody's) */
+        bool unknown;      /* a backend failure: flush every transient object at the next acquire */
+        bool eager;        /* the old behaviour: every context saved after every command */
+} rm_tpm_t;
 
 /*
- * One client command through the RM: check, load, translate, send, rewrite
- * the response, save. The answer (always a TPM response, possibly an error
+ * The TPM for s (NULL: vtpmd's own conversation): the previous owner's
+ * loaded objects saved and flushed, its loaded sessions saved (a freed
+ * space's flushed). 0, or negative errno (the backend failed).
+ */
+int rm_tpm_acquire(rm_tpm_t *t, rm_space_t *s, rm_io_fn io, void *io_ctx);
+/* Drops the owner without I/O (the instance goes away). NULL-safe. */
+void rm_tpm_release(rm_tpm_t *t);
+/* A client went away: its loaded objects and all its sessions flushed from the TPM; errors are ignored. */
+void rm_space_flush(rm_tpm_t *t, rm_space_t *s, rm_io_fn io, void *io_ctx);
+
+/*
+ * One client command through the RM: check, acquire the TPM for s, load,
+ * translate, send, rewrite the response (eager: save). The answer (always a TPM response, possibly an error
  * made here) goes to resp (RM_MAX_RESPONSE bytes), its length to *ret_len.
  * Returns 0, or negative errno when the backend failed (the answer is then
  * TPM_RC_FAILURE and the space was reset).
  */
-int rm_execute(rm_space_t *s, const rm_policy_t *p, rm_io_fn io, void *io_ctx, const uint8_t *cmd, size_t len,
-               uint8_t *resp, size_t *ret_len);
+int rm_execute(rm_tpm_t *t, rm_space_t *s, const rm_policy_t *p, rm_io_fn io, void *io_ctx, const uint8_t *cmd,
+               size_t len, uint8_t *resp, size_t *ret_len);

@@ -729,6 +729,169 @@ Test(vtpmd_rm, vtpmd_quotes_interleave_with_container_sessions)
         assert_pcrs_match_log("c3", log);
 }
 
+/* An unrestricted ECC P-256 signing primary (owner hierarchy). */
+static TSS2_RC signer(ESYS_CONTEXT *ctx, ESYS_TR *ret)
+{
+        TPM2B_SENSITIVE_CREATE in_s = {0};
+        TPM2B_PUBLIC in_p = {
+                .publicArea = {.type = TPM2_ALG_ECC,
+                               .nameAlg = TPM2_ALG_SHA256,
+                               .objectAttributes = TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_SIGN_ENCRYPT |
+                                                   TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                                   TPMA_OBJECT_SENSITIVEDATAORIGIN,
+                               .parameters.eccDetail = {.symmetric = {.algorithm = TPM2_ALG_NULL},
+                                                        .scheme = {.scheme = TPM2_ALG_ECDSA,
+                                                                   .details.ecdsa.hashAlg = TPM2_ALG_SHA256},
+                                                        .curveID = TPM2_ECC_NIST_P256,
+                                                        .kdf = {.scheme = TPM2_ALG_NULL}}},
+        };
+        TPM2B_DATA outside = {0};
+        TPML_PCR_SELECTION pcrs = {0};
+
+        return Esys_CreatePrimary(ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in_s, &in_p,
+                                  &outside, &pcrs, ret, NULL, NULL, NULL, NULL);
+}
+
+/* TPM2_Quote of PCRs 11, 12 with key (the key's private part must be loaded in swtpm for it). */
+static TSS2_RC quote_with(ESYS_CONTEXT *ctx, ESYS_TR key)
+{
+        TPM2B_DATA qual = {.size = 4, .buffer = {1, 2, 3, 4}};
+        TPML_PCR_SELECTION sel = {
+                .count = 1, .pcrSelections = {{.hash = TPM2_ALG_SHA256, .sizeofSelect = 3, .pcrSelect = {0, 0x18, 0}}}};
+        TPMT_SIG_SCHEME scheme = {.scheme = TPM2_ALG_NULL};
+        TPM2B_ATTEST *att = NULL;
+        TPMT_SIGNATURE *sig = NULL;
+        TSS2_RC rc =
+                Esys_Quote(ctx, key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qual, &scheme, &sel, &att, &sig);
+
+        free(att);
+        free(sig);
+        return rc;
+}
+
+/*
+ * Lazy eviction (rm.h): client A's key stays loaded in swtpm after A's
+ * commands; client B (another process) then needs all three object slots of
+ * swtpm at once and vtpmd quotes in between. A's key must still work
+ * afterwards, B must never reach A's objects (neither by virtual nor by
+ * swtpm's own handles), and B's objects, loaded when B exits, must not stay
+ * behind: A can fill every slot afterwards.
+ */
+Test(vtpmd_rm, lazy_eviction_keeps_clients_apart)
+{
+        ESYS_CONTEXT *a;
+        ESYS_TR ka, extra[3];
+        TPM2B_NAME *name_a = NULL;
+        TPM2_HANDLE list[16];
+        int go_fd[2], back_fd[2], st = 0;
+        pid_t child;
+        char c;
+
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not start");
+        (void)create_ok("c5", NULL);
+        a = esys_open("c5");
+        cr_assert(a, "ESYS on the endpoint");
+        cr_assert_eq(signer(a, &ka), TSS2_RC_SUCCESS);
+        cr_assert_eq(quote_with(a, ka), TSS2_RC_SUCCESS, "A's first Quote");
+        cr_assert_eq(quote_with(a, ka), TSS2_RC_SUCCESS, "A's second Quote (key still loaded)");
+        cr_assert_eq(Esys_TR_GetName(a, ka, &name_a), TSS2_RC_SUCCESS);
+
+        cr_assert_eq(pipe(go_fd), 0);
+        cr_assert_eq(pipe(back_fd), 0);
+        child = fork();
+        cr_assert_geq(child, 0);
+        if (child == 0) {
+                /* Client B: three objects loaded together (every swtpm slot), used across vtpmd's and A's turns. */
+                ESYS_CONTEXT *b;
+                ESYS_TR o[3], kb;
+                TPM2_HANDLE h[3], l[16];
+                TPM2B_NAME *n = NULL;
+                close(go_fd[1]);
+                close(back_fd[0]);
+                b = esys_open("c5");
+                if (!b)
+                        _exit(10);
+                for (int i = 0; i < 3; i++)
+                        if (primary(b, ESYS_TR_RH_OWNER, &o[i], &h[i]) != TSS2_RC_SUCCESS)
+                                _exit(11);
+                if (h[0] != 0x80FFFFFF || h[1] != 0x80FFFFFE || h[2] != 0x80FFFFFD)
+                        _exit(12);
+                if (transient_handles(b, l, 16) != 3)
+                        _exit(13);
+                /* A's object is not B's 0x80FFFFFF, and swtpm's own handles name nothing for B. */
+                if (name_of_raw(b, 0x80FFFFFF, &n) != TSS2_RC_SUCCESS)
+                        _exit(14);
+                if (n->size == name_a->size && memcmp(n->name, name_a->name, n->size) == 0)
+                        _exit(15);
+                free(n);
+                for (TPM2_HANDLE ph = 0x80000000; ph <= 0x80000002; ph++) {
+                        n = NULL;
+                        if (name_of_raw(b, ph, &n) == TSS2_RC_SUCCESS)
+                                _exit(16); /* a TPM handle reached through the RM */
+                }
+                if (write(back_fd[1], "1", 1) != 1 || read(go_fd[0], &c, 1) != 1)
+                        _exit(17);
+                /* vtpmd and A had the TPM meanwhile: B's three objects come back, a signing key needs a slot too. */
+                for (int i = 0; i < 3; i++) {
+                        n = NULL; /* (name_of_raw closes o[0]'s ESYS_TR: ESYS hands out one per TPM handle) */
+                        if (name_of_raw(b, h[i], &n) != TSS2_RC_SUCCESS)
+                                _exit(19);
+                        free(n);
+                }
+                if (Esys_TR_FromTPMPublic(b, h[2], ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &o[2]) !=
+                            TSS2_RC_SUCCESS ||
+                    Esys_FlushContext(b, o[2]) != TSS2_RC_SUCCESS)
+                        _exit(20);
+                if (signer(b, &kb) != TSS2_RC_SUCCESS || quote_with(b, kb) != TSS2_RC_SUCCESS)
+                        _exit(21);
+                if (transient_handles(b, l, 16) != 3)
+                        _exit(22);
+                if (write(back_fd[1], "2", 1) != 1 || read(go_fd[0], &c, 1) != 1)
+                        _exit(23);
+                /* Exit with three objects loaded in swtpm (B is the owner): they must be flushed for it. */
+                if (quote_with(b, kb) != TSS2_RC_SUCCESS || name_of_raw(b, h[0], &n) != TSS2_RC_SUCCESS)
+                        _exit(24);
+                _exit(0);
+        }
+        close(go_fd[0]);
+        close(back_fd[1]);
+        cr_assert_eq(read(back_fd[0], &c, 1), 1, "client B failed early");
+        /* B holds every slot: vtpmd's Quote, then A's key again (B's objects are evicted, A's come back). */
+        cr_assert_eq(vtpmd_quote("c5"), 0, "vtpmd's Quote while B held every object slot");
+        cr_assert_eq(quote_with(a, ka), TSS2_RC_SUCCESS, "A's key after B filled the TPM");
+        cr_assert_eq(transient_handles(a, list, 16), 1, "A sees other clients' handles");
+        cr_assert_eq(list[0], 0x80FFFFFF);
+        cr_assert_eq(write(go_fd[1], "g", 1), 1);
+        if (read(back_fd[0], &c, 1) != 1) {
+                (void)waitpid(child, &st, 0);
+                cr_assert_fail("client B failed after A's turn (status 0x%x)", (unsigned)st);
+        }
+        cr_assert_eq(quote_with(a, ka), TSS2_RC_SUCCESS, "A's key after B's second turn");
+        cr_assert_eq(vtpmd_quote("c5"), 0, "vtpmd's Quote after A's turn");
+        cr_assert_eq(quote_with(a, ka), TSS2_RC_SUCCESS, "A's key after vtpmd's Quote");
+        cr_assert_eq(write(go_fd[1], "g", 1), 1);
+        cr_assert_eq(waitpid(child, &st, 0), child);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client B failed (status 0x%x)", (unsigned)st);
+        close(go_fd[1]);
+        close(back_fd[0]);
+
+        /* B left with its objects loaded: none of them may stay behind. A fills every slot in one command. */
+        for (int i = 0; i < 2; i++)
+                cr_assert_eq(primary(a, ESYS_TR_RH_OWNER, &extra[i], NULL), TSS2_RC_SUCCESS, "A's object %d", i);
+        cr_assert_eq(signer(a, &extra[2]), TSS2_RC_SUCCESS, "a third object for A (a slot left over from B?)");
+        cr_assert_eq(quote_with(a, ka), TSS2_RC_SUCCESS, "A's first key among four");
+        cr_assert_eq(quote_with(a, extra[2]), TSS2_RC_SUCCESS);
+        cr_assert_eq(transient_handles(a, list, 16), 4);
+        cr_assert_eq(vtpmd_quote("c5"), 0, "vtpmd's Quote after A filled the TPM");
+        for (int i = 0; i < 3; i++)
+                cr_assert_eq(Esys_FlushContext(a, extra[i]), TSS2_RC_SUCCESS);
+        cr_assert_eq(quote_with(a, ka), TSS2_RC_SUCCESS);
+        cr_assert_eq(Esys_FlushContext(a, ka), TSS2_RC_SUCCESS);
+        cr_assert_eq(transient_handles(a, list, 16), 0, "FlushContext did not free the handles");
+        free(name_a);
+        esys_close(a);
+}
+
 /* --frontend vtpm-proxy: the same vTPM as a kernel /dev/tpmrmN. */
 Test(vtpmd_rm, vtpm_proxy_frontend)
 {
