@@ -76,13 +76,14 @@ int cscp_frame_reader_feed(cscp_frame_reader_t *r, const uint8_t *data, size_t l
         return 0;
 }
 
-int cscp_frame_pack(const Cscp__Frame *msg, size_t max, uint8_t **ret, size_t *ret_len)
+int cscp_frame_pack_message(const ProtobufCMessage *m, size_t max, uint8_t **ret, size_t *ret_len)
 {
-        size_t n = cscp__frame__get_packed_size(msg);
+        size_t n;
         uint8_t *buf;
 
-        if (max == 0)
-                max = CSCP_FRAME_MAX_DEFAULT;
+        if (!m || max == 0 || !ret || !ret_len)
+                return -EINVAL;
+        n = protobuf_c_message_get_packed_size(m);
         if (n == 0)
                 return CSCP_E_PROTO;
         if (n > max || n > CSCP_FRAME_MAX_LIMIT)
@@ -94,13 +95,18 @@ int cscp_frame_pack(const Cscp__Frame *msg, size_t max, uint8_t **ret, size_t *r
         buf[1] = (uint8_t)(n >> 16);
         buf[2] = (uint8_t)(n >> 8);
         buf[3] = (uint8_t)n;
-        if (cscp__frame__pack(msg, buf + CSCP_FRAME_HEADER) != n) {
+        if (protobuf_c_message_pack(m, buf + CSCP_FRAME_HEADER) != n) {
                 free(buf);
                 return CSCP_E_PROTO;
         }
         *ret = buf;
         *ret_len = CSCP_FRAME_HEADER + n;
         return 0;
+}
+
+int cscp_frame_pack(const Cscp__Frame *msg, size_t max, uint8_t **ret, size_t *ret_len)
+{
+        return cscp_frame_pack_message(msg ? &msg->base : NULL, max ? max : CSCP_FRAME_MAX_DEFAULT, ret, ret_len);
 }
 
 int cscp_frame_unpack(const uint8_t *payload, size_t len, Cscp__Frame **ret)

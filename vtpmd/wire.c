@@ -162,29 +162,7 @@ int vtpmd_response_unpack(const uint8_t *payload, size_t len, Vtpmd__VtpmRespons
 
 static int pack_prefixed(const ProtobufCMessage *m, size_t max, uint8_t **ret, size_t *ret_len)
 {
-        size_t n = protobuf_c_message_get_packed_size(m);
-        uint8_t *buf;
-
-        if (max == 0)
-                max = VTPMD_FRAME_MAX_DEFAULT;
-        if (n == 0)
-                return CSCP_E_PROTO;
-        if (n > max || n > CSCP_FRAME_MAX_LIMIT)
-                return CSCP_E_TOO_BIG;
-        buf = malloc(CSCP_FRAME_HEADER + n);
-        if (!buf)
-                return -ENOMEM;
-        buf[0] = (uint8_t)(n >> 24);
-        buf[1] = (uint8_t)(n >> 16);
-        buf[2] = (uint8_t)(n >> 8);
-        buf[3] = (uint8_t)n;
-        if (protobuf_c_message_pack(m, buf + CSCP_FRAME_HEADER) != n) {
-                free(buf);
-                return CSCP_E_PROTO;
-        }
-        *ret = buf;
-        *ret_len = CSCP_FRAME_HEADER + n;
-        return 0;
+        return cscp_frame_pack_message(m, max ? max : VTPMD_FRAME_MAX_DEFAULT, ret, ret_len);
 }
 
 int vtpmd_request_pack(Vtpmd__VtpmRequest *m, size_t max, uint8_t **ret, size_t *ret_len)

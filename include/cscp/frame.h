@@ -44,6 +44,8 @@ int cscp_frame_reader_feed(cscp_frame_reader_t *r, const uint8_t *data, size_t l
 
 /* Serializes a Frame message with its length prefix; refuses > max. */
 int cscp_frame_pack(const Cscp__Frame *msg, size_t max, uint8_t **ret, size_t *ret_len);
+/* The same framing for any protobuf-c message (vtpmd's control API); max must be given (> 0). */
+int cscp_frame_pack_message(const ProtobufCMessage *m, size_t max, uint8_t **ret, size_t *ret_len);
 /*
  * Parses one payload (without the length prefix) and checks it: exactly one
  * body, and that body's version is CSCP_PROTOCOL_VERSION. Free with
