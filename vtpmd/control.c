@@ -1100,9 +1100,9 @@ static void restart_after(uv_work_t *w, int status)
         int r = status < 0 ? status : j->r;
 
         inst->restart_busy = false;
-        /* A re-adopted pool instance stayed counted in pool_ready (so the pool is not refilled meanwhile). */
-        if (j->adopted && inst->resume_state == INST_POOL && (inst->died_again || r < 0))
-                d->pool_ready--;
+        /* A re-adopted pool instance was counted as pending while it was checked (registry.c). */
+        if (j->adopted && inst->resume_state == INST_POOL && d->pool_pending > 0)
+                d->pool_pending--;
         if (inst->died_again) {
                 inst->died_again = false;
                 if (!d->stopping)
@@ -1113,7 +1113,7 @@ static void restart_after(uv_work_t *w, int status)
                           inst->id[0] ? inst->id : "(pool)", j->msg);
         } else {
                 inst->state = inst->resume_state;
-                if (inst->state == INST_POOL && !j->adopted)
+                if (inst->state == INST_POOL)
                         d->pool_ready++;
                 if (j->adopted)
                         log_info("%s: re-adopted vTPM %s checked (swtpm %d, platform auth ours)", inst->uid,

@@ -262,6 +262,12 @@ static void recover_one(vtpmd_t *d, const char *uid)
         r = instance_adopt(inst);
         if (r == 0) {
                 log_info("%s: re-adopted swtpm %d for %s", uid, (int)inst->pid, pool ? "the pool" : inst->id);
+                if (pool) {
+                        /* Not takeable until its platform auth is checked: pending, not ready (so Create does not
+                         * count on it, and the pool is not refilled meanwhile either). */
+                        d->pool_ready--;
+                        d->pool_pending++;
+                }
                 control_instance_verify(inst);
                 return;
         }

@@ -1021,7 +1021,7 @@ Test(vtpmd, warm_pool)
         Vtpmd__VtpmResponse *li = list_req();
         cr_assert_eq(li->listed->n_instances, 2);
         vtpmd__vtpm_response__free_unpacked(li, NULL);
-        /* Pool instances count as ready once vtpmd has checked their platform auth. */
+        /* Re-adopted pool instances count as ready once vtpmd has checked their platform auth. */
         for (int waited = 0;; waited += 100) {
                 li = list_req();
                 unsigned ready_n = li->listed->pool_ready;
@@ -1032,8 +1032,9 @@ Test(vtpmd, warm_pool)
                 usleep(100000);
         }
         Vtpmd__VtpmResponse *resp = create_ok("pooled-2");
-        cr_assert(resp->created->instance->from_pool);
+        bool from_pool = resp->created->instance->from_pool;
         vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        cr_assert(from_pool, "the re-adopted pool was not used");
         assert_host_pcr_matches_log();
 }
 
