@@ -137,10 +137,11 @@ int cscp_evidence_verify(const Cscp__Evidence *ev, const cscp_expect_t *want, cs
                         opts.nonce_len = 32;
                         opts.extra_label = "the batch root of this challenge's leaf";
                 } else {
-                        /* No root to hold extraData to: it can only fail. */
+                        /* No usable proof: hold extraData to the leaf itself (a batch of one), never to
+                         * "nothing" (an empty extraData must not match an empty expectation). */
                         opts.nonce = leaf;
-                        opts.nonce_len = 0;
-                        opts.extra_label = "(no valid batch proof)";
+                        opts.nonce_len = 32;
+                        opts.extra_label = "this challenge's leaf (no valid batch proof)";
                 }
                 verify_quote(ev->host_quote, "host-", &opts, v);
                 if (ok)
