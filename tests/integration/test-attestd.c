@@ -627,3 +627,69 @@ Test(attestd, plaintext_mode_needs_the_explicit_flag)
         cr_assert_eq(run_cscp(&out, &err, args), 0, "%s\n%s", out, err);
         cr_assert(strstr(out, "not checked: --insecure-plaintext"), "%s", out);
 }
+
+/* Evidence stripped of its batch proof, or with a proof for another position, is never trusted. */
+Test(attestd, batch_proof_is_required_and_bound)
+{
+        cscp_client_opts_t o = tls_opts();
+        cscp_conn_t *c = NULL;
+        Cscp__Frame *resp = NULL;
+        char err[512];
+        static const uint8_t nonce_fill = 0x42;
+        uint8_t nonce[32];
+        TPML_PCR_SELECTION sel;
+        Cscp__PcrSelection **w = NULL;
+        size_t nw = 0;
+        Cscp__Frame req = CSCP__FRAME__INIT;
+        Cscp__Challenge ch = CSCP__CHALLENGE__INIT;
+
+        memset(nonce, nonce_fill, sizeof(nonce));
+        cr_assert_eq(cscp_pcrsel_parse("sha256:0-7,10", &sel), 0);
+        cr_assert_eq(cscp_pcrsel_to_wire(&sel, &w, &nw), 0);
+        ch.version = CSCP_PROTOCOL_VERSION;
+        ch.nonce = (ProtobufCBinaryData){.data = nonce, .len = sizeof(nonce)};
+        ch.host_pcrs = w;
+        ch.n_host_pcrs = nw;
+        req.body_case = CSCP__FRAME__BODY_CHALLENGE;
+        req.challenge = &ch;
+        cr_assert_eq(cscp_conn_open(&o, &c, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(cscp_conn_roundtrip(c, &req, &resp, err, sizeof(err)), 0, "%s", err);
+        cscp_pcrsel_wire_free(w, nw);
+        cr_assert_eq(resp->body_case, CSCP__FRAME__BODY_EVIDENCE);
+
+        cscp_expect_t want = {.nonce = nonce, .nonce_len = sizeof(nonce), .host_pcrs = &sel};
+        cscp_verdict_t v;
+        Cscp__BatchProof *bp = resp->evidence->host_batch;
+
+        cr_assert_not_null(bp, "attestd sent no batch proof");
+        cscp_verdict_init(&v);
+        cr_assert_eq(cscp_evidence_verify(resp->evidence, &want, &v), 0);
+        cr_assert_eq(cscp_verdict_result(&v), CSCP_VERDICT_TRUSTED);
+        cscp_verdict_clear(&v);
+
+        /* No proof. */
+        resp->evidence->host_batch = NULL;
+        cscp_verdict_init(&v);
+        cr_assert_eq(cscp_evidence_verify(resp->evidence, &want, &v), 0);
+        cr_assert_eq(cscp_verdict_result(&v), CSCP_VERDICT_UNTRUSTED);
+        cscp_verdict_clear(&v);
+        resp->evidence->host_batch = bp;
+
+        /* The same proof claimed for another leaf position / batch size. */
+        bp->leaf_count += 1;
+        cscp_verdict_init(&v);
+        cr_assert_eq(cscp_evidence_verify(resp->evidence, &want, &v), 0);
+        cr_assert_eq(cscp_verdict_result(&v), CSCP_VERDICT_UNTRUSTED);
+        cscp_verdict_clear(&v);
+        bp->leaf_count -= 1;
+
+        /* Another challenger's nonce (same evidence): its leaf is not under this root. */
+        nonce[0] ^= 1;
+        cscp_verdict_init(&v);
+        cr_assert_eq(cscp_evidence_verify(resp->evidence, &want, &v), 0);
+        cr_assert_eq(cscp_verdict_result(&v), CSCP_VERDICT_UNTRUSTED);
+        cscp_verdict_clear(&v);
+
+        cscp__frame__free_unpacked(resp, NULL);
+        cscp_conn_free(c);
+}
