@@ -575,26 +575,33 @@ static int top_section(yctx_t *y, const char *key, const yaml_node_t *k, const y
         return yfail(y, k, "unknown key '%s' (version, boot, ima, container, resets)", key);
 }
 
-int cscp_policy_parse(const char *text, size_t len, cscp_policy_t **ret, char *err, size_t err_len)
+/* Loads YAML text and walks its root mapping with top into obj (both policy kinds). */
+static int parse_into(const char *text, size_t len, char *err, size_t err_len, const char *what, pair_fn top, void *obj)
 {
         yctx_t y = {.err = err, .err_len = err_len};
-        cscp_policy_t *p;
         int r;
 
-        if (!text || !ret)
-                return -EINVAL;
         if (err && err_len)
                 err[0] = '\0';
         r = load_document(text, len, &y);
         if (r < 0)
                 return r;
-        p = calloc(1, sizeof(*p));
-        if (!p) {
-                yaml_document_delete(&y.doc);
-                return -ENOMEM;
-        }
-        r = each_pair(&y, yaml_document_get_root_node(&y.doc), "policy", top_section, p);
+        r = each_pair(&y, yaml_document_get_root_node(&y.doc), what, top, obj);
         yaml_document_delete(&y.doc);
+        return r;
+}
+
+int cscp_policy_parse(const char *text, size_t len, cscp_policy_t **ret, char *err, size_t err_len)
+{
+        cscp_policy_t *p;
+        int r;
+
+        if (!text || !ret)
+                return -EINVAL;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        r = parse_into(text, len, err, err_len, "policy", top_section, p);
         if (r < 0) {
                 cscp_policy_free(p);
                 return r;
@@ -795,28 +802,6 @@ void cscp_appraisal_free(cscp_appraisal_t *a)
         free(a);
 }
 
-/* Keeps details printable: control characters and invalid UTF-8 become '?'. */
-static void sanitize(char *s)
-{
-        unsigned char *u = (unsigned char *)s;
-
-        while (*u) {
-                size_t need = *u < 0x80             ? 0
-                              : (*u & 0xe0) == 0xc0 ? 1
-                              : (*u & 0xf0) == 0xe0 ? 2
-                              : (*u & 0xf8) == 0xf0 ? 3
-                                                    : 9;
-                bool ok = need != 9 && !(*u < 0x20 || *u == 0x7f) && !(need == 1 && *u < 0xc2);
-                for (size_t i = 1; ok && i <= need; i++)
-                        ok = (u[i] & 0xc0) == 0x80;
-                if (!ok) {
-                        *u++ = '?';
-                        continue;
-                }
-                u += need + 1;
-        }
-}
-
 static int violate(cscp_appraisal_t *a, const char *rule, const cscp_event_t *ev, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 static int violate(cscp_appraisal_t *a, const char *rule, const cscp_event_t *ev, const char *fmt, ...)
@@ -845,14 +830,15 @@ static int violate(cscp_appraisal_t *a, const char *rule, const cscp_event_t *ev
         va_start(ap, fmt);
         k = vasprintf(&v->detail, fmt, ap);
         va_end(ap);
-        if (!v->rule || !v->log || k < 0) {
+        if (k >= 0)
+                v->detail = cscp_text_sanitize(v->detail); /* details quote log contents */
+        if (!v->rule || !v->log || k < 0 || !v->detail) {
                 free(v->rule);
                 free(v->log);
                 if (k >= 0)
                         free(v->detail);
                 return -ENOMEM;
         }
-        sanitize(v->detail);
         a->n++;
         return 0;
 }
@@ -1253,26 +1239,17 @@ static int mp_top(yctx_t *y, const char *key, const yaml_node_t *k, const yaml_n
 
 int cscp_measure_policy_parse(const char *text, size_t len, cscp_measure_policy_t **ret, char *err, size_t err_len)
 {
-        yctx_t y = {.err = err, .err_len = err_len};
         cscp_measure_policy_t *p;
         int r;
 
         if (!text || !ret)
                 return -EINVAL;
-        if (err && err_len)
-                err[0] = '\0';
-        r = load_document(text, len, &y);
-        if (r < 0)
-                return r;
         p = calloc(1, sizeof(*p));
-        if (!p) {
-                yaml_document_delete(&y.doc);
+        if (!p)
                 return -ENOMEM;
-        }
         snprintf(p->backend, sizeof(p->backend), "tpm");
         p->hash_alg = TPM2_ALG_SHA256;
-        r = each_pair(&y, yaml_document_get_root_node(&y.doc), "measurement policy", mp_top, p);
-        yaml_document_delete(&y.doc);
+        r = parse_into(text, len, err, err_len, "measurement policy", mp_top, p);
         if (r < 0) {
                 cscp_measure_policy_free(p);
                 return r;

@@ -193,3 +193,61 @@ int cscp_nonce_draw(uint8_t *buf, size_t len)
                 return r;
         return RAND_bytes(buf, (int)len) == 1 ? 0 : CSCP_E_CRYPTO;
 }
+
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates), or 0. */
+static size_t utf8_seq_len(const unsigned char *p)
+{
+        if (p[0] < 0x80)
+                return 1;
+        if (p[0] >= 0xc2 && p[0] <= 0xdf)
+                return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+        if (p[0] >= 0xe0 && p[0] <= 0xef) {
+                if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+                        return 0;
+                if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f))
+                        return 0;
+                return 3;
+        }
+        if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+                if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+                        return 0;
+                if ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+                        return 0;
+                return 4;
+        }
+        return 0;
+}
+
+char *cscp_text_sanitize(char *s)
+{
+        const unsigned char *p = (const unsigned char *)s;
+        size_t o = 0;
+        char *out;
+
+        if (!s)
+                return NULL;
+        out = malloc(3 * strlen(s) + 1);
+        if (!out) {
+                free(s);
+                return NULL;
+        }
+        while (*p) {
+                size_t k = utf8_seq_len(p);
+                if (k == 0) {
+                        memcpy(out + o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        p++;
+                } else if ((k == 1 && ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)) ||
+                           (k == 2 && p[0] == 0xc2 && p[1] < 0xa0)) {
+                        out[o++] = '?'; /* C0 (but newline and tab), DEL, C1: terminal controls */
+                        p += k;
+                } else {
+                        memcpy(out + o, p, k);
+                        o += k;
+                        p += k;
+                }
+        }
+        out[o] = '\0';
+        free(s);
+        return out;
+}

@@ -7,6 +7,7 @@
 
 #include <json-c/json.h>
 
+#include "util.h"
 #include "verdict.h"
 
 /* Growth is bounded by the verifier's fixed set of claims; this caps a runaway caller. */
@@ -35,76 +36,13 @@ void cscp_verdict_clear(cscp_verdict_t *v)
         memset(v, 0, sizeof(*v));
 }
 
-/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates), or 0. */
-static size_t utf8_seq_len(const unsigned char *p)
-{
-        if (p[0] < 0x80)
-                return 1;
-        if (p[0] >= 0xc2 && p[0] <= 0xdf)
-                return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-        if (p[0] >= 0xe0 && p[0] <= 0xef) {
-                if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-                        return 0;
-                if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f))
-                        return 0;
-                return 3;
-        }
-        if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-                if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-                        return 0;
-                if ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
-                        return 0;
-                return 4;
-        }
-        return 0;
-}
-
-/*
- * Details may quote what a peer sent. Invalid UTF-8 becomes U+FFFD and
- * control characters become '?', so neither the JSON nor a terminal sees
- * them (newline and tab stay: JSON escapes them). Takes ownership of s.
- */
-static char *sanitize(char *s)
-{
-        const unsigned char *p = (const unsigned char *)s;
-        size_t o = 0;
-        char *out;
-
-        if (!s)
-                return NULL;
-        out = malloc(3 * strlen(s) + 1);
-        if (!out) {
-                free(s);
-                return NULL;
-        }
-        while (*p) {
-                size_t k = utf8_seq_len(p);
-                if (k == 0) {
-                        memcpy(out + o, "\xef\xbf\xbd", 3);
-                        o += 3;
-                        p++;
-                } else if ((k == 1 && ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)) ||
-                           (k == 2 && p[0] == 0xc2 && p[1] < 0xa0)) {
-                        out[o++] = '?'; /* C0 (but newline and tab), DEL, C1: terminal controls */
-                        p += k;
-                } else {
-                        memcpy(out + o, p, k);
-                        o += k;
-                        p += k;
-                }
-        }
-        out[o] = '\0';
-        free(s);
-        return out;
-}
-
 __attribute__((format(printf, 1, 0))) static char *vformat(const char *fmt, va_list ap)
 {
         char *s = NULL;
 
         if (vasprintf(&s, fmt, ap) < 0)
                 return NULL;
-        return sanitize(s);
+        return cscp_text_sanitize(s);
 }
 
 static void set_error_str(cscp_verdict_t *v, char *msg)
@@ -125,7 +63,7 @@ bool cscp_verdict_claim(cscp_verdict_t *v, const char *name, bool pass, const ch
         va_start(ap, fmt);
         detail = vformat(fmt, ap);
         va_end(ap);
-        n = sanitize(strdup(name));
+        n = cscp_text_sanitize(strdup(name));
         if (!detail || !n || v->n_claims >= MAX_ENTRIES)
                 goto fail;
         grown = realloc(v->claims, (v->n_claims + 1) * sizeof(*grown));
@@ -150,7 +88,7 @@ void cscp_verdict_fact(cscp_verdict_t *v, const char *key, const char *fmt, ...)
         va_start(ap, fmt);
         value = vformat(fmt, ap);
         va_end(ap);
-        k = sanitize(strdup(key));
+        k = cscp_text_sanitize(strdup(key));
         if (!value || !k || v->n_facts >= MAX_ENTRIES)
                 goto fail;
         /* A later fact with the same key replaces the earlier one. */

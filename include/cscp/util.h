@@ -26,3 +26,11 @@ int cscp_file_read(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 /* Fills buf with len bytes from OpenSSL's CSPRNG after checking the length rule. */
 int cscp_nonce_draw(uint8_t *buf, size_t len);
 int cscp_nonce_check_len(size_t len);
+
+/*
+ * Text that may quote what a peer sent, made safe to print and to put in JSON:
+ * invalid UTF-8 (RFC 3629: no overlongs, no surrogates) becomes U+FFFD, C0
+ * controls (but newline and tab), DEL and C1 become '?'. Takes ownership of s
+ * and returns a new string (NULL on allocation failure, s freed).
+ */
+char *cscp_text_sanitize(char *s);

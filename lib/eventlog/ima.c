@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "cscp/error.h"
 #include "internal.h"
@@ -98,9 +97,7 @@ typedef struct ima_state {
         bool ascii_locked;  /* ascii_endian confirmed by a template-hash match */
         uint16_t thash_alg; /* algorithm of the listed template hashes; 0 undecided */
         /* Hashing. */
-        EVP_MD_CTX *ctx;
-        EVP_MD *md[CSCP_EVENT_MAX_DIGESTS];
-        uint16_t md_alg[CSCP_EVENT_MAX_DIGESTS];
+        uint16_t md_alg[CSCP_EVENT_MAX_DIGESTS]; /* banks to compute (opts.ima_banks, checked) */
         size_t n_md;
         /* Parsed template (cached by name). */
         char name[NAME_MAX_LEN + 1];
@@ -405,9 +402,6 @@ static void state_free(ima_state_t *st)
 {
         if (!st)
                 return;
-        EVP_MD_CTX_free(st->ctx);
-        for (size_t i = 0; i < st->n_md; i++)
-                EVP_MD_free(st->md[i]);
         free(st->data);
         free(st->text);
         free(st);
@@ -436,27 +430,16 @@ static int get_state(cscp_eventlog_t *l, ima_state_t **ret)
         st->endian = l->opts.ima_endian;
         st->ascii_endian = l->opts.ima_endian ? l->opts.ima_endian : host_endian();
         st->ascii_locked = l->opts.ima_endian != 0;
-        st->ctx = EVP_MD_CTX_new();
-        if (!st->ctx) {
-                state_free(st);
-                return -ENOMEM;
-        }
         for (size_t i = 0; i < CSCP_EVENT_MAX_DIGESTS && l->opts.ima_banks[i]; i++) {
                 uint16_t alg = l->opts.ima_banks[i];
-                const char *evp = cscp_hash_alg_evp(alg);
                 bool dup = false;
 
                 for (size_t k = 0; k < st->n_md; k++)
                         dup |= st->md_alg[k] == alg;
-                if (!evp || !cscp_hash_alg_size(alg) || dup) {
+                if (!cscp_hash_alg_evp(alg) || !cscp_hash_alg_size(alg) || dup) {
                         state_free(st);
                         return evlog_fail(l, CSCP_E_UNSUPPORTED, l->in.consumed,
                                           "IMA bank 0x%04x is unknown or given twice", alg);
-                }
-                st->md[st->n_md] = EVP_MD_fetch(NULL, evp, NULL);
-                if (!st->md[st->n_md]) {
-                        state_free(st);
-                        return CSCP_E_CRYPTO;
                 }
                 st->md_alg[st->n_md++] = alg;
         }
@@ -514,17 +497,10 @@ static int ima_restore(cscp_eventlog_t *l, const uint8_t *buf, size_t len)
 
 /* -------------------------------------------------------------- per entry */
 
-static int hash_alg(ima_state_t *st, uint16_t alg, const uint8_t *p, size_t n, uint8_t *out)
-{
-        (void)st;
-        /* evlog_hash keeps one context per algorithm and thread: no allocation per entry. */
-        return evlog_hash(alg, p, n, out);
-}
-
 /* Template hash of data: 1 matches, 0 does not (computed left in out). */
 static int thash_matches(ima_state_t *st, const uint8_t *data, size_t len, uint8_t *out)
 {
-        int r = hash_alg(st, st->thash_alg, data, len, out);
+        int r = evlog_hash(st->thash_alg, data, len, out); /* one cached context per algorithm and thread */
         if (r < 0)
                 return r;
         return CRYPTO_memcmp(out, st->thash, st->thash_len) == 0;

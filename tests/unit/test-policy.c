@@ -483,3 +483,24 @@ Test(appraisal, container_records)
         cscp_appraisal_free(a);
         cscp_policy_free(p);
 }
+
+Test(appraisal, details_are_printable)
+{
+        cscp_policy_t *p = parse_ok("ima:\n  unknown: deny\n");
+        cscp_appraisal_t *a;
+        const cscp_violation_t *v;
+        uint8_t buf[512];
+        size_t n, len = ima_data(buf, "sha256", 0x07, 32, "/tmp/\x1b[31mred\xff", NULL, 0, false);
+        cscp_event_t ev = ima_event(0, "ima-ng", buf, len);
+
+        cr_assert_eq(cscp_appraisal_new(p, &a), 0);
+        cr_assert_eq(cscp_appraisal_log(a, "ima", CSCP_EVENTLOG_IMA_BINARY), 0);
+        cr_assert_eq(cscp_appraisal_event(a, &ev), 0);
+        v = cscp_appraisal_violations(a, &n);
+        cr_assert_eq(n, 1);
+        /* The escape becomes '?', the invalid byte U+FFFD: nothing reaches a terminal raw. */
+        cr_assert_null(strchr(v[0].detail, '\x1b'), "%s", v[0].detail);
+        cr_assert(strstr(v[0].detail, "/tmp/?[31mred\xef\xbf\xbd"), "%s", v[0].detail);
+        cscp_appraisal_free(a);
+        cscp_policy_free(p);
+}
