@@ -136,6 +136,18 @@ int cscp_frame_unpack(const uint8_t *payload, size_t len, Cscp__Frame **ret)
         case CSCP__FRAME__BODY_ERROR:
                 version = m->error->version;
                 break;
+        case CSCP__FRAME__BODY_ENROLL_REQUEST:
+                version = m->enroll_request->version;
+                break;
+        case CSCP__FRAME__BODY_ENROLL_INFO:
+                version = m->enroll_info->version;
+                break;
+        case CSCP__FRAME__BODY_ACTIVATE:
+                version = m->activate->version;
+                break;
+        case CSCP__FRAME__BODY_ACTIVATED:
+                version = m->activated->version;
+                break;
         case CSCP__FRAME__BODY__NOT_SET:
         case _CSCP__FRAME__BODY__CASE_IS_INT_SIZE:
         default:
