@@ -10,6 +10,7 @@
 #include "error.h"
 #include "log.h"
 #include "server.h"
+#include "tpmq.h"
 
 static void usage(FILE *f)
 {
@@ -30,13 +31,37 @@ static void usage(FILE *f)
                    "  --state-dir DIR          where the host AK is kept (default /var/lib/cscp/attestd)\n"
                    "  --ak-alg ecc|rsa         AK type on first start: ECC P-256 (default) or RSA-2048\n"
                    "\n"
+                   "Containers and logs (a log file that does not exist is left out of the evidence):\n"
+                   "  --vtpmd SOCKET           vtpmd's control socket, for container quotes (default "
+                   "/run/cscp/vtpmd.sock)\n"
+                   "  --vtpmd-timeout SEC      one container quote from vtpmd must finish in SEC (default 30)\n"
+                   "  --host-log FILE          vtpmd's host CEL log, vtpm-bind records (default "
+                   "/var/lib/cscp/vtpmd/host.log)\n"
+                   "  --host-proc-log FILE     vtpmd's host process CEL log, PCR 11\n"
+                   "                           (default /var/lib/cscp/vtpmd/host-pcr11.cel)\n"
+                   "  --boot-log FILE          TCG firmware log\n"
+                   "                           (default /sys/kernel/security/tpm0/binary_bios_measurements)\n"
+                   "  --ima-log FILE           IMA measurement list, binary or ascii\n"
+                   "                           (default /sys/kernel/security/ima/binary_runtime_measurements)\n"
+                   "  --systemd-log FILE       systemd's CEL-JSON log (default /run/log/systemd/tpm2-measure.log)\n"
+                   "\n"
+                   "Access control:\n"
+                   "  --acl FILE               which client certificate (SHA-256 fingerprint) may challenge the host\n"
+                   "                           and which containers (format: docs/protocol.md); others get\n"
+                   "                           ERR_PERMISSION_DENIED. Without it every client that passed TLS may\n"
+                   "                           challenge everything: container isolation needs --acl (and client\n"
+                   "                           certificates, so not with --insecure-plaintext or --no-client-auth)\n"
+                   "\n"
                    "Limits:\n"
                    "  --max-frame BYTES        largest request frame accepted (default 65536)\n"
                    "  --max-connections N      concurrent connections (default 256)\n"
                    "  --idle-timeout SEC       close a connection with no request for SEC (default 60)\n"
                    "  --read-timeout SEC       a TLS handshake or a started request must finish in SEC (default 10)\n"
+                   "  --max-batch N            challenges answered by one host quote, 1..1024 (default 1024;\n"
+                   "                           1 = no batching, one host quote per challenge)\n"
                    "\n"
                    "  --ready-file FILE        write \"ADDR:PORT\" to FILE once listening\n"
+                   "  (environment UV_THREADPOOL_SIZE: worker threads for TPM, vtpmd and log work; default 16)\n"
                    "  -v, --verbose            debug log output (-vv: trace); default info; "
                    "CSCP_LOG=all+debug,server+trace overrides\n"
                    "  -h, --help               this text\n"
@@ -78,6 +103,15 @@ int main(int argc, char **argv)
                 OPT_READ,
                 OPT_READY,
                 OPT_VERSION,
+                OPT_VTPMD,
+                OPT_VTPMD_TIMEOUT,
+                OPT_HOST_LOG,
+                OPT_HOST_PROC_LOG,
+                OPT_BOOT_LOG,
+                OPT_IMA_LOG,
+                OPT_SYSTEMD_LOG,
+                OPT_ACL,
+                OPT_MAX_BATCH,
         };
         static const struct option opts[] = {
                 {"listen", required_argument, NULL, OPT_LISTEN},
@@ -94,6 +128,15 @@ int main(int argc, char **argv)
                 {"idle-timeout", required_argument, NULL, OPT_IDLE},
                 {"read-timeout", required_argument, NULL, OPT_READ},
                 {"ready-file", required_argument, NULL, OPT_READY},
+                {"vtpmd", required_argument, NULL, OPT_VTPMD},
+                {"vtpmd-timeout", required_argument, NULL, OPT_VTPMD_TIMEOUT},
+                {"host-log", required_argument, NULL, OPT_HOST_LOG},
+                {"host-proc-log", required_argument, NULL, OPT_HOST_PROC_LOG},
+                {"boot-log", required_argument, NULL, OPT_BOOT_LOG},
+                {"ima-log", required_argument, NULL, OPT_IMA_LOG},
+                {"systemd-log", required_argument, NULL, OPT_SYSTEMD_LOG},
+                {"acl", required_argument, NULL, OPT_ACL},
+                {"max-batch", required_argument, NULL, OPT_MAX_BATCH},
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, OPT_VERSION},
@@ -164,6 +207,37 @@ int main(int argc, char **argv)
                 case OPT_READY:
                         cfg.ready_file = optarg;
                         break;
+                case OPT_VTPMD:
+                        cfg.vtpmd_socket = optarg;
+                        break;
+                case OPT_VTPMD_TIMEOUT:
+                        if (parse_uint("--vtpmd-timeout", optarg, 1, 3600, &v) < 0)
+                                return 1;
+                        cfg.vtpmd_timeout_ms = (unsigned)v * 1000;
+                        break;
+                case OPT_HOST_LOG:
+                        cfg.host_log = optarg;
+                        break;
+                case OPT_HOST_PROC_LOG:
+                        cfg.host_proc_log = optarg;
+                        break;
+                case OPT_BOOT_LOG:
+                        cfg.boot_log = optarg;
+                        break;
+                case OPT_IMA_LOG:
+                        cfg.ima_log = optarg;
+                        break;
+                case OPT_SYSTEMD_LOG:
+                        cfg.systemd_log = optarg;
+                        break;
+                case OPT_ACL:
+                        cfg.acl = optarg;
+                        break;
+                case OPT_MAX_BATCH:
+                        if (parse_uint("--max-batch", optarg, 1, TPMQ_MAX_BATCH, &v) < 0)
+                                return 1;
+                        cfg.max_batch = (unsigned)v;
+                        break;
                 case 'v':
                         verbose++;
                         break;
@@ -197,6 +271,11 @@ int main(int argc, char **argv)
         if (!getenv("TSS2_LOG"))
                 setenv("TSS2_LOG", verbose > 1 ? "all+debug" : "all+none", 1);
         signal(SIGPIPE, SIG_IGN);
+        /* The threadpool carries the host TPM queue, vtpmd round trips (each up to --vtpmd-timeout) and log reads:
+         * more threads than libuv's 4, so slow vtpmd answers do not hold up host quotes. Set before the first
+         * uv_queue_work; UV_THREADPOOL_SIZE in the environment wins. */
+        if (!getenv("UV_THREADPOOL_SIZE"))
+                setenv("UV_THREADPOOL_SIZE", "16", 1);
         r = attestd_run(&cfg);
         return r < 0 ? 1 : 0;
 }

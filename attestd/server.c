@@ -19,22 +19,31 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <uv.h>
 
 #define LOGMODULE server
+#include "acl.h"
+#include "core.h"
+#include "enroll.h"
 #include "error.h"
 #include "frame.h"
 #include "log.h"
+#include "logs.h"
 #include "pcr.h"
 #include "server.h"
 #include "tls.h"
 #include "tpmq.h"
 #include "util.h"
+#include "vtpmc.h"
 
 #define READ_CHUNK (16 * 1024)
+#define MAX_LOGS   16 /* LogRequests in one Challenge */
 
 typedef struct server server_t;
+typedef struct challenge challenge_t;
 
 typedef struct conn {
         uv_tcp_t tcp; /* first member: the handle's address is the conn's */
@@ -46,6 +55,7 @@ typedef struct conn {
         BIO *out; /* ciphertext to the network (TLS only) */
         cscp_frame_reader_t reader;
         tpmq_job_t job;
+        challenge_t *ch; /* the challenge being answered */
         char peer[64];
         unsigned refs;
         bool handshake_done;
@@ -64,8 +74,10 @@ struct server {
         SSL_CTX *ssl_ctx;
         cscp_tpm_t *tpm;
         tpmq_t tpmq;
+        attestd_enroll_t enroll; /* enroll.c */
         const uint8_t *ak_public;
         size_t ak_public_len;
+        acl_t *acl;
         conn_t *conns;
         unsigned n_conns;
         bool stopping;
@@ -87,6 +99,15 @@ void attestd_config_defaults(attestd_config_t *c)
         c->max_connections = 256;
         c->idle_timeout_ms = 60 * 1000;
         c->read_timeout_ms = 10 * 1000;
+        c->vtpmd_socket = "/run/cscp/vtpmd.sock";
+        c->vtpmd_timeout_ms = VTPMC_TIMEOUT_DEFAULT_MS;
+        c->host_log = "/var/lib/cscp/vtpmd/host.log";
+        c->host_proc_log = "/var/lib/cscp/vtpmd/host-pcr11.cel";
+        c->boot_log = "/sys/kernel/security/tpm0/binary_bios_measurements";
+        c->ima_log = "/sys/kernel/security/ima/binary_runtime_measurements";
+        c->systemd_log = "/run/log/systemd/tpm2-measure.log";
+        c->max_batch = TPMQ_MAX_BATCH;
+        c->max_evidence = CSCP_FRAME_MAX_DEFAULT;
 }
 
 static void conn_close(conn_t *c, const char *why);
@@ -302,30 +323,122 @@ static void conn_send_error(conn_t *c, Cscp__ErrorCode code, bool fatal, const c
                 conn_close(c, "cannot send error");
 }
 
-static void quote_done(tpmq_job_t *job)
+/* ---- challenges (docs/protocol.md "Container challenges") ---------------------------------------------------- */
+
+/*
+ * One challenge in flight on a connection (conn->ch). Host only:
+ *   handle_challenge -> tpmq (host quote) -> quote_done -> [evidence_work: logs] -> challenge_finish
+ * Container:
+ *   handle_challenge -> vquote_work (vtpmd Quote, leaf) -> vquote_after -> tpmq with that leaf -> quote_done -> ...
+ * The connection holds one reference for the whole chain; challenge_finish drops it.
+ */
+struct challenge {
+        uv_work_t work;
+        conn_t *conn;
+        Cscp__Challenge *req;         /* our own copy of the request */
+        vtpmc_result_t vq;            /* container challenges: vtpmd's answer */
+        attestd_log_t logs[MAX_LOGS]; /* host logs, by request index */
+        bool present[MAX_LOGS];
+        /* the answer: a packed frame, or an error */
+        uint8_t *frame;
+        size_t frame_len;
+        int r;
+        Cscp__ErrorCode code;
+        char msg[256];
+};
+
+static void ch_fail(challenge_t *ch, Cscp__ErrorCode code, int r, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static void ch_fail(challenge_t *ch, Cscp__ErrorCode code, int r, const char *fmt, ...)
 {
-        conn_t *c = job->data;
+        va_list ap;
+
+        ch->code = code;
+        ch->r = r < 0 ? r : -EIO;
+        va_start(ap, fmt);
+        vsnprintf(ch->msg, sizeof(ch->msg), fmt, ap);
+        va_end(ap);
+}
+
+static void challenge_free(challenge_t *ch)
+{
+        if (!ch)
+                return;
+        if (ch->req)
+                cscp__challenge__free_unpacked(ch->req, NULL);
+        vtpmc_result_clear(&ch->vq);
+        for (size_t i = 0; i < MAX_LOGS; i++)
+                attestd_log_clear(&ch->logs[i]);
+        free(ch->frame);
+        free(ch);
+}
+
+/* Sends the challenge's evidence or error, frees it and drops the connection reference it held. */
+static void challenge_finish(conn_t *c)
+{
+        challenge_t *ch = c->ch;
+
+        c->ch = NULL;
+        if (!c->closing) {
+                if (ch->frame) {
+                        uint8_t *frame = ch->frame;
+                        ch->frame = NULL;
+                        if (conn_send(c, frame, ch->frame_len) < 0)
+                                conn_close(c, "cannot send evidence");
+                        else
+                                log_debug("%s: evidence sent (%zu bytes)", c->peer, ch->frame_len);
+                } else
+                        conn_send_error(c, ch->code ? ch->code : CSCP__ERROR_CODE__ERR_INTERNAL, false, "%s",
+                                        ch->msg[0] ? ch->msg : "internal error");
+        }
+        cscp_tpm_quote_clear(&c->job.quote);
+        challenge_free(ch);
+        conn_unref(c);
+}
+
+static const char *host_log_path(const attestd_config_t *cfg, Cscp__LogKind k)
+{
+        switch (k) {
+        case CSCP__LOG_KIND__LOG_BOOT:
+                return cfg->boot_log;
+        case CSCP__LOG_KIND__LOG_IMA:
+                return cfg->ima_log;
+        case CSCP__LOG_KIND__LOG_HOST_CEL:
+                return cfg->host_log;
+        case CSCP__LOG_KIND__LOG_SYSTEMD_CEL:
+                return cfg->systemd_log;
+        case CSCP__LOG_KIND__LOG_HOST_PROC_CEL:
+                return cfg->host_proc_log;
+        case CSCP__LOG_KIND__LOG_CONTAINER_CEL:
+        case CSCP__LOG_KIND__LOG_UNSPECIFIED:
+        case _CSCP__LOG_KIND_IS_INT_SIZE:
+        default:
+                return NULL;
+        }
+}
+
+/* Packs the Evidence frame: host quote and proof from c->job, container parts from ch->vq, logs in request order. */
+static void pack_evidence(challenge_t *ch)
+{
+        conn_t *c = ch->conn;
+        tpmq_job_t *job = &c->job;
+        const Cscp__Challenge *req = ch->req;
+        const Vtpmd__QuoteReply *qr = ch->vq.resp ? ch->vq.resp->quote : NULL;
         Cscp__Frame f = CSCP__FRAME__INIT;
         Cscp__Evidence ev = CSCP__EVIDENCE__INIT;
         Cscp__Quote q = CSCP__QUOTE__INIT;
         Cscp__BatchProof bp = CSCP__BATCH_PROOF__INIT;
         ProtobufCBinaryData sib[CSCP_MERKLE_MAX_DEPTH];
+        Cscp__Log logv[MAX_LOGS], *logp[MAX_LOGS];
         Cscp__PcrValue *vals = NULL, **pvals = NULL;
-        uint8_t *buf = NULL;
-        size_t len;
+        size_t n_logs = 0, size;
         int r;
 
-        if (c->closing)
-                goto out;
-        if (job->r < 0) {
-                conn_send_error(c, CSCP__ERROR_CODE__ERR_TPM, false, "host TPM quote failed: %s",
-                                cscp_strerror(job->r));
-                goto out;
-        }
         vals = calloc(job->quote.n_pcrs ? job->quote.n_pcrs : 1, sizeof(*vals));
         pvals = calloc(job->quote.n_pcrs ? job->quote.n_pcrs : 1, sizeof(*pvals));
         if (!vals || !pvals) {
-                conn_send_error(c, CSCP__ERROR_CODE__ERR_INTERNAL, false, "out of memory");
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_INTERNAL, -ENOMEM, "out of memory");
                 goto out;
         }
         for (size_t i = 0; i < job->quote.n_pcrs; i++) {
@@ -352,58 +465,355 @@ static void quote_done(tpmq_job_t *job)
         bp.siblings = sib;
         bp.n_siblings = job->path_len;
         ev.host_batch = &bp;
+        if (qr) {
+                ev.container_id = req->container_id;
+                ev.container_quote = qr->quote;
+                ev.vtpm_ek_certificate = qr->ek_certificate;
+                ev.vtpm_ek_public = qr->ek_public;
+        }
+        for (size_t i = 0; i < req->n_logs && i < MAX_LOGS; i++) {
+                Cscp__LogKind k = req->logs[i]->kind;
+                Cscp__Log *l = &logv[n_logs];
+
+                cscp__log__init(l);
+                l->kind = k;
+                if (k == CSCP__LOG_KIND__LOG_CONTAINER_CEL) {
+                        if (!qr)
+                                continue;
+                        l->offset = qr->log_offset;
+                        l->data = qr->log;
+                } else if (ch->present[i]) {
+                        l->offset = ch->logs[i].offset;
+                        l->data = (ProtobufCBinaryData){.data = ch->logs[i].buf + ch->logs[i].start,
+                                                        .len = ch->logs[i].len};
+                } else
+                        continue;
+                logp[n_logs++] = l;
+        }
+        ev.logs = logp;
+        ev.n_logs = n_logs;
         f.body_case = CSCP__FRAME__BODY_EVIDENCE;
         f.evidence = &ev;
-        r = cscp_frame_pack(&f, CSCP_FRAME_MAX_DEFAULT, &buf, &len);
-        if (r < 0) {
-                conn_send_error(c, CSCP__ERROR_CODE__ERR_INTERNAL, false, "cannot encode evidence: %s",
-                                cscp_strerror(r));
+        size = cscp__frame__get_packed_size(&f) + CSCP_FRAME_HEADER;
+        if (size > c->srv->cfg->max_evidence) {
+                char sizes[160] = "";
+                size_t used = 0;
+                for (size_t i = 0; i < n_logs && used < sizeof(sizes); i++) {
+                        int n = snprintf(sizes + used, sizeof(sizes) - used, "%s%s %zu B from event %llu",
+                                         i ? ", " : "", attestd_log_name(logp[i]->kind), logp[i]->data.len,
+                                         (unsigned long long)logp[i]->offset);
+                        if (n < 0)
+                                break;
+                        used += (size_t)n;
+                }
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_TOO_LARGE, CSCP_E_TOO_BIG,
+                        "the evidence would be %zu bytes, over the %zu-byte frame limit (%s): ask for the logs from "
+                        "later offsets",
+                        size, c->srv->cfg->max_evidence, n_logs ? sizes : "no logs");
                 goto out;
         }
-        if (conn_send(c, buf, len) < 0)
-                conn_close(c, "cannot send evidence");
-        log_debug("%s: evidence sent (%zu bytes)", c->peer, len);
+        r = cscp_frame_pack(&f, c->srv->cfg->max_evidence, &ch->frame, &ch->frame_len);
+        if (r < 0)
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_INTERNAL, r, "cannot encode evidence: %s", cscp_strerror(r));
 out:
         free(vals);
         free(pvals);
-        cscp_tpm_quote_clear(&job->quote);
-        conn_unref(c);
 }
 
-static void handle_challenge(conn_t *c, const Cscp__Challenge *ch)
+/* Threadpool: the requested host logs, read after the host quote (they may run ahead of it, never behind). */
+static void evidence_work(uv_work_t *w)
 {
-        tpmq_job_t *job = &c->job;
+        challenge_t *ch = w->data;
+        const attestd_config_t *cfg = ch->conn->srv->cfg;
+        const Cscp__Challenge *req = ch->req;
+
+        for (size_t i = 0; i < req->n_logs && i < MAX_LOGS; i++) {
+                Cscp__LogKind k = req->logs[i]->kind;
+                char msg[sizeof(ch->msg)] = "";
+                int r;
+
+                if (k == CSCP__LOG_KIND__LOG_CONTAINER_CEL)
+                        continue;
+                r = attestd_log_read(host_log_path(cfg, k), k, req->logs[i]->offset, cfg->max_evidence, &ch->logs[i],
+                                     msg, sizeof(msg));
+                if (r == -ENOENT)
+                        continue; /* not on this host: left out */
+                if (r < 0) {
+                        ch_fail(ch,
+                                r == CSCP_E_TOO_BIG ? CSCP__ERROR_CODE__ERR_TOO_LARGE
+                                : r == -ERANGE      ? CSCP__ERROR_CODE__ERR_BAD_REQUEST
+                                                    : CSCP__ERROR_CODE__ERR_INTERNAL,
+                                r, "%s", msg);
+                        return;
+                }
+                ch->present[i] = true;
+        }
+        pack_evidence(ch);
+}
+
+static void evidence_after(uv_work_t *w, int status)
+{
+        challenge_t *ch = w->data;
+
+        if (status < 0 && !ch->frame && !ch->code)
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_INTERNAL, status, "evidence work cancelled");
+        challenge_finish(ch->conn);
+}
+
+static bool wants_host_logs(const Cscp__Challenge *req)
+{
+        for (size_t i = 0; i < req->n_logs; i++)
+                if (req->logs[i]->kind != CSCP__LOG_KIND__LOG_CONTAINER_CEL)
+                        return true;
+        return false;
+}
+
+static void quote_done(tpmq_job_t *job)
+{
+        conn_t *c = job->data;
+        challenge_t *ch = c->ch;
         int r;
 
-        if (cscp_nonce_check_len(ch->nonce.len) < 0) {
+        if (c->closing) {
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_INTERNAL, -ECANCELED, "connection closed");
+                challenge_finish(c);
+                return;
+        }
+        if (job->r < 0) {
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_TPM, job->r, "host TPM quote failed: %s", cscp_strerror(job->r));
+                challenge_finish(c);
+                return;
+        }
+        if (!wants_host_logs(ch->req)) {
+                pack_evidence(ch); /* nothing to read: no threadpool round trip */
+                challenge_finish(c);
+                return;
+        }
+        ch->work.data = ch;
+        r = uv_queue_work(c->srv->loop, &ch->work, evidence_work, evidence_after);
+        if (r < 0) {
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_INTERNAL, r, "cannot queue log reading: %s", uv_strerror(r));
+                challenge_finish(c);
+        }
+}
+
+/* Threadpool: the container quote from vtpmd, then this challenge's leaf over it. */
+static void vquote_work(uv_work_t *w)
+{
+        challenge_t *ch = w->data;
+        conn_t *c = ch->conn;
+        const attestd_config_t *cfg = c->srv->cfg;
+        const Cscp__Challenge *req = ch->req;
+        const Cscp__Quote *cq;
+        bool want_log = false;
+        uint64_t log_offset = 0;
+        int r;
+
+        for (size_t i = 0; i < req->n_logs; i++)
+                if (req->logs[i]->kind == CSCP__LOG_KIND__LOG_CONTAINER_CEL) {
+                        want_log = true;
+                        log_offset = req->logs[i]->offset;
+                }
+        r = vtpmc_quote(cfg->vtpmd_socket, (int)cfg->vtpmd_timeout_ms, req->container_id, req->nonce.data,
+                        req->nonce.len, req->container_pcrs, req->n_container_pcrs, want_log, log_offset, &ch->vq);
+        if (r < 0) {
+                ch_fail(ch, ch->vq.code, r, "%s", ch->vq.msg);
+                return;
+        }
+        cq = ch->vq.resp->quote->quote;
+        /* leaf = H("cscp-leaf-v1" || nonce || container_id || H(container TPMS_ATTEST) || vAK Name) */
+        r = cscp_merkle_leaf(TPM2_ALG_SHA256, req->nonce.data, req->nonce.len, req->container_id, cq->attest.data,
+                             cq->attest.len, ch->vq.vak_name, ch->vq.vak_name_len, c->job.leaf);
+        if (r < 0) {
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_INTERNAL, r, "cannot compute the challenge's leaf: %s",
+                        cscp_strerror(r));
+                return;
+        }
+        c->job.have_leaf = true;
+}
+
+static void vquote_after(uv_work_t *w, int status)
+{
+        challenge_t *ch = w->data;
+        conn_t *c = ch->conn;
+
+        if (status < 0 && !ch->code)
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_INTERNAL, status, "container quote cancelled");
+        if (ch->code || c->closing) {
+                if (ch->code)
+                        log_info("%s: container %s: %s", c->peer, ch->req->container_id, ch->msg);
+                challenge_finish(c);
+                return;
+        }
+        tpmq_submit(&c->srv->tpmq, &c->job);
+}
+
+/* SHA-256 of the client's certificate (DER): the identity --acl names. */
+static int peer_fingerprint(conn_t *c, uint8_t fp[32])
+{
+        X509 *cert;
+        unsigned char *der = NULL;
+        unsigned int md_len = 0;
+        int n, r;
+
+        if (!c->ssl || !(cert = SSL_get0_peer_certificate(c->ssl)))
+                return -ENOENT;
+        n = i2d_X509(cert, &der);
+        if (n <= 0)
+                return CSCP_E_CRYPTO;
+        r = EVP_Digest(der, (size_t)n, fp, &md_len, EVP_sha256(), NULL) == 1 && md_len == 32 ? 0 : CSCP_E_CRYPTO;
+        OPENSSL_free(der);
+        return r;
+}
+
+/* Checks a Challenge's logs: known kinds, each at most once, the container log only for a container. */
+static bool logs_valid(conn_t *c, const Cscp__Challenge *req, bool container)
+{
+        uint32_t seen = 0;
+
+        if (req->n_logs > MAX_LOGS) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false, "%zu log requests; at most %d",
+                                req->n_logs, MAX_LOGS);
+                return false;
+        }
+        for (size_t i = 0; i < req->n_logs; i++) {
+                int k = (int)req->logs[i]->kind;
+                if (k == CSCP__LOG_KIND__LOG_UNSPECIFIED) {
+                        conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false, "log request without a kind");
+                        return false;
+                }
+                if (k < 0 || k > CSCP__LOG_KIND__LOG_HOST_PROC_CEL) {
+                        conn_send_error(c, CSCP__ERROR_CODE__ERR_UNSUPPORTED, false, "log kind %d is unknown here", k);
+                        return false;
+                }
+                if (seen & (1u << k)) {
+                        conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false, "the %s log is requested twice",
+                                        attestd_log_name((Cscp__LogKind)k));
+                        return false;
+                }
+                seen |= 1u << k;
+                if (k == CSCP__LOG_KIND__LOG_CONTAINER_CEL && !container) {
+                        conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false,
+                                        "the container log needs a container_id");
+                        return false;
+                }
+        }
+        return true;
+}
+
+static void handle_challenge(conn_t *c, const Cscp__Challenge *req)
+{
+        server_t *s = c->srv;
+        tpmq_job_t *job = &c->job;
+        bool container = req->container_id && req->container_id[0];
+        TPML_PCR_SELECTION csel;
+        challenge_t *ch = NULL;
+        uint8_t *copy = NULL;
+        size_t copy_len;
+        int r;
+
+        if (cscp_nonce_check_len(req->nonce.len) < 0) {
                 conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false,
                                 "nonce of %zu bytes refused: it must be %d..%d bytes (never shortened or hashed)",
-                                ch->nonce.len, CSCP_NONCE_MIN, CSCP_NONCE_MAX);
+                                req->nonce.len, CSCP_NONCE_MIN, CSCP_NONCE_MAX);
                 return;
         }
-        if (ch->container_id && ch->container_id[0]) {
-                conn_send_error(c, CSCP__ERROR_CODE__ERR_UNSUPPORTED, false,
-                                "container challenges need vtpmd, which this attestd does not have yet");
+        if (container && vtpmd_container_id_check(req->container_id, VTPMD_ID_MAX) < 0) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false,
+                                "invalid container id (OCI rules: [A-Za-z0-9][A-Za-z0-9_.+-]*, at most %d bytes)",
+                                VTPMD_ID_MAX);
                 return;
         }
-        if (ch->n_host_pcrs == 0) {
+        if (req->n_host_pcrs == 0) {
                 conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false, "no host PCRs selected");
                 return;
         }
         memset(&job->sel, 0, sizeof(job->sel));
-        r = cscp_pcrsel_from_wire(ch->host_pcrs, ch->n_host_pcrs, &job->sel);
+        r = cscp_pcrsel_from_wire(req->host_pcrs, req->n_host_pcrs, &job->sel);
         if (r < 0) {
                 conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false,
                                 "invalid host PCR selection (known banks sha1/256/384/512, PCRs 0-23, no duplicates)");
                 return;
         }
-        memcpy(job->nonce, ch->nonce.data, ch->nonce.len);
-        job->nonce_len = ch->nonce.len;
+        if (container && req->n_container_pcrs == 0) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false,
+                                "a container challenge needs container_pcrs");
+                return;
+        }
+        if (!container && req->n_container_pcrs > 0) {
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false, "container_pcrs without a container_id");
+                return;
+        }
+        memset(&csel, 0, sizeof(csel));
+        if (container && cscp_pcrsel_from_wire(req->container_pcrs, req->n_container_pcrs, &csel) < 0) {
+                conn_send_error(
+                        c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false,
+                        "invalid container PCR selection (known banks sha1/256/384/512, PCRs 0-23, no duplicates)");
+                return;
+        }
+        if (!logs_valid(c, req, container))
+                return;
+        if (s->acl) {
+                uint8_t fp[32];
+                /* Same answer whether or not the container exists: nothing leaks to a client outside the ACL. */
+                if (peer_fingerprint(c, fp) < 0 || !acl_allows(s->acl, fp, req->container_id)) {
+                        conn_send_error(c, CSCP__ERROR_CODE__ERR_PERMISSION_DENIED, false,
+                                        "this client certificate is not allowed to challenge %s",
+                                        container ? "this container" : "the host");
+                        return;
+                }
+        }
+        /* Our own copy: the frame is freed when this returns, the challenge lives on. */
+        ch = calloc(1, sizeof(*ch));
+        copy_len = cscp__challenge__get_packed_size(req);
+        copy = malloc(copy_len ? copy_len : 1);
+        if (!ch || !copy) {
+                free(ch);
+                free(copy);
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_INTERNAL, false, "out of memory");
+                return;
+        }
+        cscp__challenge__pack(req, copy);
+        ch->req = cscp__challenge__unpack(NULL, copy_len, copy);
+        free(copy);
+        if (!ch->req) {
+                free(ch);
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_INTERNAL, false, "out of memory");
+                return;
+        }
+        ch->conn = c;
+        memcpy(job->nonce, req->nonce.data, req->nonce.len);
+        job->nonce_len = req->nonce.len;
+        job->have_leaf = false;
         job->done = quote_done;
         job->data = c;
+        c->ch = ch;
         c->busy = true;
         c->refs++;
-        tpmq_submit(&c->srv->tpmq, job);
+        if (!container) {
+                tpmq_submit(&s->tpmq, job);
+                return;
+        }
+        ch->work.data = ch;
+        r = uv_queue_work(s->loop, &ch->work, vquote_work, vquote_after);
+        if (r < 0) {
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_INTERNAL, r, "cannot queue the container quote: %s", uv_strerror(r));
+                challenge_finish(c);
+        }
+}
+
+/* An enrollment answer (attestd/enroll.c), on the loop thread. */
+static void enroll_reply(void *ctx, uint8_t *frame, size_t len, Cscp__ErrorCode code, const char *msg)
+{
+        conn_t *c = ctx;
+
+        if (c->closing)
+                free(frame);
+        else if (!frame)
+                conn_send_error(c, code, false, "%s", msg);
+        else if (conn_send(c, frame, len) < 0)
+                conn_close(c, "cannot send enrollment answer");
+        conn_unref(c);
 }
 
 static void handle_frame(conn_t *c, uint8_t *payload, size_t len)
@@ -423,8 +833,21 @@ static void handle_frame(conn_t *c, uint8_t *payload, size_t len)
         }
         if (f->body_case == CSCP__FRAME__BODY_CHALLENGE)
                 handle_challenge(c, f->challenge);
-        else
-                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false, "attestd only answers Challenge messages");
+        else if (f->body_case == CSCP__FRAME__BODY_ENROLL_REQUEST || f->body_case == CSCP__FRAME__BODY_ACTIVATE) {
+                uint8_t fp[32];
+                /* Enrollment uses the host TPM (ActivateCredential): with --acl, only clients allowed the host. */
+                if (c->srv->acl && (peer_fingerprint(c, fp) < 0 || !acl_allows(c->srv->acl, fp, NULL))) {
+                        conn_send_error(c, CSCP__ERROR_CODE__ERR_PERMISSION_DENIED, false,
+                                        "this client certificate is not allowed to enroll the host");
+                        cscp__frame__free_unpacked(f, NULL);
+                        return;
+                }
+                c->busy = true;
+                c->refs++;
+                attestd_enroll_handle(&c->srv->enroll, &c->srv->tpmq, f, enroll_reply, c);
+        } else
+                conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false,
+                                "attestd answers Challenge, EnrollRequest and Activate messages");
         cscp__frame__free_unpacked(f, NULL);
 }
 
@@ -719,15 +1142,31 @@ int attestd_run(const attestd_config_t *cfg)
                 log_error("--listen: '%s' is not ADDR:PORT", cfg->listen);
                 return -EINVAL;
         }
+        if (cfg->acl && (cfg->insecure_plaintext || cfg->no_client_auth)) {
+                log_error("--acl names client certificates: it cannot work with %s",
+                          cfg->insecure_plaintext ? "--insecure-plaintext" : "--no-client-auth");
+                return -EINVAL;
+        }
+        if (cfg->acl) {
+                r = acl_load(cfg->acl, &s.acl, err, sizeof(err));
+                if (r < 0) {
+                        log_error("--acl %s: %s", cfg->acl, err);
+                        return r;
+                }
+                log_info("access control: %zu client certificates in %s", acl_rules(s.acl), cfg->acl);
+        } else if (!cfg->insecure_plaintext)
+                log_info("no --acl: every authenticated client may challenge the host and every container");
         if (!cfg->insecure_plaintext) {
                 if (!cfg->client_ca && !cfg->no_client_auth) {
                         log_error("mutual TLS is the default: give --client-ca FILE (or --no-client-auth)");
+                        acl_free(s.acl);
                         return -EINVAL;
                 }
                 r = cscp_tls_server_ctx(cfg->cert, cfg->key, cfg->no_client_auth ? NULL : cfg->client_ca, &s.ssl_ctx,
                                         err, sizeof(err));
                 if (r < 0) {
                         log_error("TLS: %s", err);
+                        acl_free(s.acl);
                         return r;
                 }
         } else
@@ -760,6 +1199,8 @@ int attestd_run(const attestd_config_t *cfg)
                 goto out_tpm;
         s.loop = &loop;
         tpmq_init(&s.tpmq, &loop, s.tpm);
+        s.tpmq.max_batch = cfg->max_batch;
+        attestd_enroll_init(&s.enroll, cfg->ak_alg, s.ak_public, s.ak_public_len);
         uv_tcp_init(&loop, &s.listener);
         s.listener.data = &s;
         r = uv_tcp_bind(&s.listener, (struct sockaddr *)&addr, 0);
@@ -786,8 +1227,10 @@ int attestd_run(const attestd_config_t *cfg)
 out_loop:
         (void)uv_loop_close(&loop);
 out_tpm:
+        attestd_enroll_clear(&s.enroll);
         cscp_tpm_free(s.tpm);
 out_ctx:
         SSL_CTX_free(s.ssl_ctx);
+        acl_free(s.acl);
         return r;
 }

@@ -20,6 +20,17 @@ typedef struct attestd_config {
         unsigned idle_timeout_ms; /* no request started */
         unsigned read_timeout_ms; /* TLS handshake or a started frame must complete */
         const char *ready_file;   /* written with "ADDR:PORT\n" once listening */
+        /* container challenges (docs/protocol.md "Container challenges") */
+        const char *vtpmd_socket;  /* vtpmd's control socket */
+        unsigned vtpmd_timeout_ms; /* one Quote round trip to vtpmd */
+        const char *host_log;      /* LOG_HOST_CEL: vtpmd's host log (vtpm-bind records, PCR 15) */
+        const char *host_proc_log; /* LOG_HOST_PROC_CEL: vtpmd's host process log (PCR 11) */
+        const char *boot_log;      /* LOG_BOOT: TCG PC Client firmware log */
+        const char *ima_log;       /* LOG_IMA: IMA measurement list (binary or ascii) */
+        const char *systemd_log;   /* LOG_SYSTEMD_CEL: systemd's CEL-JSON log */
+        const char *acl;           /* NULL: every authenticated client may challenge anything */
+        unsigned max_batch;        /* challenges per host quote (1 = no batching) */
+        size_t max_evidence;       /* largest Evidence frame sent */
 } attestd_config_t;
 
 void attestd_config_defaults(attestd_config_t *c);

@@ -15,6 +15,7 @@ struct tpmq_batch {
         tpmq_job_t **jobs;
         size_t n;
         TPML_PCR_SELECTION sel;
+        bool call; /* one job with a work function, not a quote */
         /* filled on the threadpool */
         int r;
         cscp_tpm_quote_t quote;
@@ -31,11 +32,19 @@ int tpmq_host_leaf(const uint8_t *nonce, size_t nonce_len, uint8_t *ret)
 static void work_cb(uv_work_t *w)
 {
         tpmq_batch_t *b = w->data;
-        cscp_merkle_hash_t *leaves = calloc(b->n, sizeof(*leaves));
+        cscp_merkle_hash_t *leaves;
 
+        if (b->call) {
+                b->r = b->jobs[0]->work(b->jobs[0], b->q->tpm);
+                return;
+        }
+        leaves = calloc(b->n, sizeof(*leaves));
         b->r = leaves ? 0 : -ENOMEM;
         for (size_t i = 0; b->r == 0 && i < b->n; i++)
-                b->r = tpmq_host_leaf(b->jobs[i]->nonce, b->jobs[i]->nonce_len, leaves[i]);
+                if (b->jobs[i]->have_leaf)
+                        memcpy(leaves[i], b->jobs[i]->leaf, sizeof(b->jobs[i]->leaf));
+                else
+                        b->r = tpmq_host_leaf(b->jobs[i]->nonce, b->jobs[i]->nonce_len, leaves[i]);
         if (b->r == 0)
                 b->r = cscp_merkle_tree_new(TPM2_ALG_SHA256, leaves, b->n, &b->tree);
         if (b->r == 0)
@@ -70,6 +79,14 @@ static void after_work_cb(uv_work_t *w, int status)
         q->running = NULL;
         if (status < 0 && b->r == 0)
                 b->r = status; /* cancelled: cannot happen for running work, but never report success */
+        if (b->call) {
+                b->jobs[0]->r = b->r;
+                b->jobs[0]->done(b->jobs[0]);
+                free(b->jobs);
+                free(b);
+                start_next(q);
+                return;
+        }
         if (b->r < 0)
                 log_debug("batch of %zu: quote failed: %s", b->n, cscp_strerror(b->r));
         else {
@@ -104,7 +121,7 @@ static void fail_job(tpmq_job_t *job, int r)
         job->done(job);
 }
 
-/* Takes every waiting job whose selection equals the first one's (up to TPMQ_MAX_BATCH), in order. */
+/* Takes every waiting job whose selection equals the first one's (up to q->max_batch), in order. */
 static tpmq_batch_t *take_batch(tpmq_t *q)
 {
         tpmq_batch_t *b = calloc(1, sizeof(*b));
@@ -113,7 +130,9 @@ static tpmq_batch_t *take_batch(tpmq_t *q)
 
         if (!b)
                 return NULL;
-        cap = q->waiting < TPMQ_MAX_BATCH ? q->waiting : TPMQ_MAX_BATCH;
+        cap = q->max_batch >= 1 && q->max_batch < TPMQ_MAX_BATCH ? q->max_batch : TPMQ_MAX_BATCH;
+        if (q->waiting < cap)
+                cap = q->waiting;
         b->jobs = calloc(cap ? cap : 1, sizeof(*b->jobs));
         if (!b->jobs) {
                 free(b);
@@ -121,9 +140,11 @@ static tpmq_batch_t *take_batch(tpmq_t *q)
         }
         b->q = q;
         b->sel = q->head->sel;
+        b->call = q->head->work != NULL;
         q->tail = NULL;
         for (link = &q->head; (job = *link) && b->n < cap;) {
-                if (memcmp(&job->sel, &b->sel, sizeof(b->sel)) == 0) {
+                /* A work job runs alone; quotes batch with quotes of the same selection. */
+                if ((b->call ? b->n == 0 : !job->work) && memcmp(&job->sel, &b->sel, sizeof(b->sel)) == 0) {
                         *link = job->next;
                         job->next = NULL;
                         b->jobs[b->n++] = job;
@@ -172,6 +193,7 @@ void tpmq_init(tpmq_t *q, uv_loop_t *loop, cscp_tpm_t *tpm)
         memset(q, 0, sizeof(*q));
         q->loop = loop;
         q->tpm = tpm;
+        q->max_batch = TPMQ_MAX_BATCH;
 }
 
 void tpmq_submit(tpmq_t *q, tpmq_job_t *job)

@@ -33,8 +33,18 @@ struct tpmq_job {
         uint8_t nonce[64];
         size_t nonce_len;
         TPML_PCR_SELECTION sel;
+        /* Set: `leaf` is this challenge's Merkle leaf (a container challenge, attestd/server.c);
+         * clear: the leaf is tpmq_host_leaf(nonce). */
+        bool have_leaf;
+        uint8_t leaf[32];
         tpmq_done_cb done;
         void *data;
+        /*
+         * Set: not a challenge but a function to run on the TPM thread, alone,
+         * between batches (enrollment). Its return value becomes r; nonce and
+         * sel are unused; the quote and proof outputs stay empty.
+         */
+        int (*work)(tpmq_job_t *job, cscp_tpm_t *tpm);
         /* out (valid in done) */
         int r;
         cscp_tpm_quote_t quote; /* the batch's quote (each job owns a copy) */
@@ -51,6 +61,7 @@ typedef struct tpmq {
         tpmq_job_t *head, *tail; /* waiting */
         tpmq_batch_t *running;
         size_t waiting;
+        size_t max_batch; /* challenges per quote, 1..TPMQ_MAX_BATCH (tpmq_init: TPMQ_MAX_BATCH; 1 = no batching) */
         /* statistics (loop thread) */
         uint64_t batches, batched_jobs, largest_batch;
 } tpmq_t;

@@ -35,18 +35,27 @@
 #define BENCH_MAX_CONCURRENCY 1024
 #define BENCH_MAX_COUNT       1000000UL
 #define BENCH_DEFAULT_PCRS    "sha256:0-7,10"
+#define BENCH_MAX_TIMEOUT     3600
 
 typedef struct bench {
         cscp_client_opts_t opts;
         TPML_PCR_SELECTION pcrs;
         bool allow_sha1;
         bool reuse;
+        uint8_t ak_name[sizeof(TPMU_NAME)]; /* the host AK pinned with --ak-name */
+        size_t ak_name_len;
         size_t count;
         atomic_size_t next; /* tickets handed out */
         atomic_size_t ok;
         atomic_size_t failed;
         atomic_bool reported; /* first failure reason printed */
         double *lat_ms;       /* one slot per ticket; < 0: no answer */
+        /* --connect-first: every thread connects, then all start together */
+        bool connect_first;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        size_t ready; /* threads connected (or failed to) */
+        bool go;
 } bench_t;
 
 typedef struct worker {
@@ -134,6 +143,10 @@ static int one_challenge(bench_t *b, cscp_conn_t *c, size_t ticket)
         want.nonce_len = sizeof(nonce);
         want.host_pcrs = &b->pcrs;
         want.allow_sha1 = b->allow_sha1;
+        if (b->ak_name_len) {
+                want.host_ak_name = b->ak_name;
+                want.host_ak_name_len = b->ak_name_len;
+        }
         cscp_verdict_init(&v);
         r = cscp_evidence_verify(resp->evidence, &want, &v);
         if (r >= 0 && cscp_verdict_result(&v) == CSCP_VERDICT_TRUSTED)
@@ -169,6 +182,20 @@ static void *worker_main(void *arg)
         bench_t *b = w->b;
         cscp_conn_t *c = NULL;
 
+        if (b->connect_first) {
+                char err[256] = "";
+
+                if (cscp_conn_open(&b->opts, &c, err, sizeof(err)) < 0) {
+                        report_once(b, "connect", err);
+                        c = NULL; /* the loop below tries again, and counts a failure if it fails again */
+                }
+                pthread_mutex_lock(&b->lock);
+                b->ready++;
+                pthread_cond_broadcast(&b->cond);
+                while (!b->go)
+                        pthread_cond_wait(&b->cond, &b->lock);
+                pthread_mutex_unlock(&b->lock);
+        }
         for (;;) {
                 size_t ticket = atomic_fetch_add(&b->next, 1);
                 char err[256] = "";
@@ -225,7 +252,9 @@ static void help(FILE *f)
 {
         fprintf(f,
                 "Usage: cscp-bench --server HOST:PORT [--ca FILE --cert FILE --key FILE | --insecure-plaintext]\n"
-                "                  [--pcrs SEL] --concurrency N --count M [--no-reuse] [--json]\n"
+                "                  [--pcrs SEL] [--ak-name HEX] --concurrency N --count M [--no-reuse] [--timeout "
+                "SEC]\n"
+                "                  [--json]\n"
                 "\n"
                 "Load generator for attestd: N threads issue M challenges in total and verify\n"
                 "every answer fully.\n"
@@ -235,17 +264,24 @@ static void help(FILE *f)
                 "  --cert FILE, --key FILE  client certificate and key (mutual TLS)\n"
                 "  --insecure-plaintext   no TLS (the server must be plaintext too)\n"
                 "  --pcrs SEL             host PCR selection (default %s)\n"
+                "  --ak-name HEX          the host AK Name to trust (pinned); without it every answer fails\n"
+                "                         the claim host-ak-enrolled and counts as failed\n"
                 "  --concurrency N        threads, 1..%d (default 1)\n"
                 "  --count M              challenges in total, 1..%lu (default 100)\n"
                 "  --no-reuse             a new connection for every challenge\n"
+                "  --connect-first        every thread opens its connection (TLS handshake) first; the\n"
+                "                         clock for per_s starts when all are connected, and connect_ms\n"
+                "                         (the time that took) is printed too\n"
+                "  --timeout SEC          connect, and wait for each answer, at most SEC, 1..%d (default 30;\n"
+                "                         raise it when challenges queue behind a slow TPM)\n"
                 "  --json                 print a JSON object instead of the summary line\n"
                 "  --help                 this text\n"
                 "\n"
-                "Prints: concurrency=N count=M ok=K failed=F p50_ms=X p99_ms=Y per_s=Z\n"
+                "Prints: concurrency=N count=M ok=K failed=F p50_ms=X p99_ms=Y per_s=Z connect_ms=C\n"
                 "(latency from send to verified, over answered challenges; per_s = trusted\n"
-                "answers per second of wall time)\n"
+                "answers per second of wall time; connect_ms = -1.0 without --connect-first)\n"
                 "Exit status: 0 all trusted, 1 any failed, 2 usage error.\n",
-                BENCH_DEFAULT_PCRS, BENCH_MAX_CONCURRENCY, BENCH_MAX_COUNT);
+                BENCH_DEFAULT_PCRS, BENCH_MAX_CONCURRENCY, BENCH_MAX_COUNT, BENCH_MAX_TIMEOUT);
 }
 
 static int parse_size(const char *s, unsigned long lo, unsigned long hi, unsigned long *ret)
@@ -265,7 +301,20 @@ static int parse_size(const char *s, unsigned long lo, unsigned long hi, unsigne
 
 int main(int argc, char **argv)
 {
-        enum { OPT_CA = 0x100, OPT_CERT, OPT_KEY, OPT_PLAIN, OPT_PCRS, OPT_CONC, OPT_COUNT, OPT_NOREUSE, OPT_JSON };
+        enum {
+                OPT_CA = 0x100,
+                OPT_CERT,
+                OPT_KEY,
+                OPT_PLAIN,
+                OPT_PCRS,
+                OPT_CONC,
+                OPT_COUNT,
+                OPT_NOREUSE,
+                OPT_JSON,
+                OPT_TIMEOUT,
+                OPT_AK_NAME,
+                OPT_CONNECT_FIRST
+        };
         static const struct option longopts[] = {
                 {"server", required_argument, NULL, 's'},
                 {"ca", required_argument, NULL, OPT_CA},
@@ -277,20 +326,25 @@ int main(int argc, char **argv)
                 {"count", required_argument, NULL, OPT_COUNT},
                 {"no-reuse", no_argument, NULL, OPT_NOREUSE},
                 {"json", no_argument, NULL, OPT_JSON},
+                {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                {"ak-name", required_argument, NULL, OPT_AK_NAME},
+                {"connect-first", no_argument, NULL, OPT_CONNECT_FIRST},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
         const char *pcrs = BENCH_DEFAULT_PCRS;
-        unsigned long conc = 1, count = 100;
+        unsigned long conc = 1, count = 100, timeout_s = 30;
         bool json = false;
         bench_t b;
         worker_t *workers = NULL;
-        double *sorted = NULL, t0, elapsed, p50, p99, per_s;
+        double *sorted = NULL, t0, elapsed, p50, p99, per_s, connect_ms = -1.0;
         size_t n_lat = 0, i, started = 0, ok, failed;
         int c, r, ret = 2;
 
         memset(&b, 0, sizeof(b));
         b.reuse = true;
+        pthread_mutex_init(&b.lock, NULL);
+        pthread_cond_init(&b.cond, NULL);
         while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 's':
@@ -325,6 +379,23 @@ int main(int argc, char **argv)
                         break;
                 case OPT_NOREUSE:
                         b.reuse = false;
+                        break;
+                case OPT_CONNECT_FIRST:
+                        b.connect_first = true;
+                        break;
+                case OPT_AK_NAME:
+                        if (cscp_hex_decode(optarg, b.ak_name, sizeof(b.ak_name), &b.ak_name_len) < 0 ||
+                            b.ak_name_len < 2) {
+                                fprintf(stderr, "cscp-bench: --ak-name: '%s' is not a TPM Name in hex\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case OPT_TIMEOUT:
+                        if (parse_size(optarg, 1, BENCH_MAX_TIMEOUT, &timeout_s) < 0) {
+                                fprintf(stderr, "cscp-bench: --timeout must be 1..%d\n", BENCH_MAX_TIMEOUT);
+                                return 2;
+                        }
+                        b.opts.timeout_ms = (int)timeout_s * 1000;
                         break;
                 case OPT_JSON:
                         json = true;
@@ -391,6 +462,16 @@ int main(int argc, char **argv)
                 }
                 started++;
         }
+        if (b.connect_first) {
+                pthread_mutex_lock(&b.lock);
+                while (b.ready < started)
+                        pthread_cond_wait(&b.cond, &b.lock);
+                connect_ms = now_ms() - t0;
+                t0 = now_ms();
+                b.go = true;
+                pthread_cond_broadcast(&b.cond);
+                pthread_mutex_unlock(&b.lock);
+        }
         for (i = 0; i < started; i++)
                 pthread_join(workers[i].tid, NULL);
         elapsed = now_ms() - t0;
@@ -416,15 +497,18 @@ int main(int argc, char **argv)
 
         if (json)
                 printf("{\"concurrency\":%lu,\"count\":%lu,\"ok\":%zu,\"failed\":%zu,\"p50_ms\":%.3f,"
-                       "\"p99_ms\":%.3f,\"per_s\":%.1f,\"reuse\":%s}\n",
-                       conc, count, ok, failed, p50, p99, per_s, b.reuse ? "true" : "false");
+                       "\"p99_ms\":%.3f,\"per_s\":%.1f,\"reuse\":%s,\"connect_ms\":%.1f}\n",
+                       conc, count, ok, failed, p50, p99, per_s, b.reuse ? "true" : "false", connect_ms);
         else
-                printf("concurrency=%lu count=%lu ok=%zu failed=%zu p50_ms=%.3f p99_ms=%.3f per_s=%.1f\n", conc, count,
-                       ok, failed, p50, p99, per_s);
+                printf("concurrency=%lu count=%lu ok=%zu failed=%zu p50_ms=%.3f p99_ms=%.3f per_s=%.1f "
+                       "connect_ms=%.1f\n",
+                       conc, count, ok, failed, p50, p99, per_s, connect_ms);
         fflush(stdout);
         ret = (failed == 0 && ok == count) ? 0 : 1;
 
 free_mem:
+        pthread_cond_destroy(&b.cond);
+        pthread_mutex_destroy(&b.lock);
         free(sorted);
         free(workers);
         free(b.lat_ms);

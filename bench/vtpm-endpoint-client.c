@@ -4,7 +4,10 @@
  * with a transient ECC P-256 signing key, timing each Quote alone. Used by
  * bench/vtpm-endpoint to compare vtpmd's mediated endpoint (resource manager;
  * with lazy eviction the key stays loaded between this client's calls) with
- * swtpm's own socket. Prints "n p50_us p99_us mean_us".
+ * swtpm's own socket. With several TCTIs (at most 4) the Quotes rotate
+ * between them (A, B, A, B, ...; who goes first rotates too), so every path
+ * sees the same load on a shared machine. Prints "n p50_us p99_us mean_us",
+ * one line per TCTI, in the order given.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +30,16 @@ static int cmp(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
-int main(int argc, char **argv)
-{
-        TSS2_TCTI_CONTEXT *tcti = NULL;
-        ESYS_CONTEXT *ctx = NULL;
+typedef struct path {
+        TSS2_TCTI_CONTEXT *tcti;
+        ESYS_CONTEXT *ctx;
         ESYS_TR key;
+        uint64_t *t;
+        double mean;
+} path_t;
+
+static int path_open(path_t *p, const char *conf, unsigned n)
+{
         TPM2B_SENSITIVE_CREATE in_s = {0};
         TPM2B_PUBLIC in_p = {
                 .publicArea = {.type = TPM2_ALG_ECC,
@@ -45,52 +53,75 @@ int main(int argc, char **argv)
                                                         .curveID = TPM2_ECC_NIST_P256,
                                                         .kdf = {.scheme = TPM2_ALG_NULL}}},
         };
-        TPM2B_DATA outside = {0}, qual = {.size = 32};
+        TPM2B_DATA outside = {0};
         TPML_PCR_SELECTION creation = {0};
+
+        p->t = calloc(n, sizeof(*p->t));
+        if (!p->t || Tss2_TctiLdr_Initialize(conf, &p->tcti) != TSS2_RC_SUCCESS ||
+            Esys_Initialize(&p->ctx, p->tcti, NULL) != TSS2_RC_SUCCESS) {
+                fprintf(stderr, "vtpm-endpoint-client: cannot reach %s\n", conf);
+                return -1;
+        }
+        if (Esys_CreatePrimary(p->ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in_s, &in_p,
+                               &outside, &creation, &p->key, NULL, NULL, NULL, NULL) != TSS2_RC_SUCCESS) {
+                fprintf(stderr, "vtpm-endpoint-client: CreatePrimary failed on %s\n", conf);
+                return -1;
+        }
+        return 0;
+}
+
+static int quote(path_t *p, unsigned i)
+{
+        TPM2B_DATA qual = {.size = 32};
         TPML_PCR_SELECTION sel = {
                 .count = 1, .pcrSelections = {{.hash = TPM2_ALG_SHA256, .sizeofSelect = 3, .pcrSelect = {0, 0x18, 0}}}};
         TPMT_SIG_SCHEME scheme = {.scheme = TPM2_ALG_NULL};
-        uint64_t *t;
-        unsigned n;
-        double mean = 0;
+        TPM2B_ATTEST *att = NULL;
+        TPMT_SIGNATURE *sig = NULL;
+        uint64_t t0;
 
-        if (argc != 3 || (n = (unsigned)strtoul(argv[2], NULL, 10)) < 1 || n > 100000) {
-                fprintf(stderr, "Usage: vtpm-endpoint-client TCTI N\n");
+        qual.buffer[0] = (uint8_t)i;
+        t0 = now_us();
+        if (Esys_Quote(p->ctx, p->key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qual, &scheme, &sel, &att,
+                       &sig) != TSS2_RC_SUCCESS) {
+                fprintf(stderr, "vtpm-endpoint-client: Quote %u failed\n", i);
+                return -1;
+        }
+        p->t[i] = now_us() - t0;
+        p->mean += (double)p->t[i];
+        free(att);
+        free(sig);
+        return 0;
+}
+
+static void path_close(path_t *p, unsigned n)
+{
+        Esys_FlushContext(p->ctx, p->key);
+        Esys_Finalize(&p->ctx);
+        Tss2_TctiLdr_Finalize(&p->tcti);
+        qsort(p->t, n, sizeof(*p->t), cmp);
+        printf("%u %llu %llu %.0f\n", n, (unsigned long long)p->t[n / 2],
+               (unsigned long long)p->t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1], p->mean / n);
+        free(p->t);
+}
+
+int main(int argc, char **argv)
+{
+        path_t path[4] = {{0}};
+        unsigned n, np = (unsigned)argc - 2;
+
+        if (argc < 3 || argc > 6 || (n = (unsigned)strtoul(argv[argc - 1], NULL, 10)) < 1 || n > 100000) {
+                fprintf(stderr, "Usage: vtpm-endpoint-client TCTI [TCTI2 [TCTI3 [TCTI4]]] N\n");
                 return 2;
         }
-        t = calloc(n, sizeof(*t));
-        if (!t || Tss2_TctiLdr_Initialize(argv[1], &tcti) != TSS2_RC_SUCCESS ||
-            Esys_Initialize(&ctx, tcti, NULL) != TSS2_RC_SUCCESS) {
-                fprintf(stderr, "vtpm-endpoint-client: cannot reach %s\n", argv[1]);
-                return 1;
-        }
-        if (Esys_CreatePrimary(ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in_s, &in_p,
-                               &outside, &creation, &key, NULL, NULL, NULL, NULL) != TSS2_RC_SUCCESS) {
-                fprintf(stderr, "vtpm-endpoint-client: CreatePrimary failed\n");
-                return 1;
-        }
-        for (unsigned i = 0; i < n; i++) {
-                TPM2B_ATTEST *att = NULL;
-                TPMT_SIGNATURE *sig = NULL;
-                uint64_t t0;
-                qual.buffer[0] = (uint8_t)i;
-                t0 = now_us();
-                if (Esys_Quote(ctx, key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qual, &scheme, &sel, &att,
-                               &sig) != TSS2_RC_SUCCESS) {
-                        fprintf(stderr, "vtpm-endpoint-client: Quote %u failed\n", i);
+        for (unsigned k = 0; k < np; k++)
+                if (path_open(&path[k], argv[1 + k], n) < 0)
                         return 1;
-                }
-                t[i] = now_us() - t0;
-                mean += (double)t[i];
-                free(att);
-                free(sig);
-        }
-        Esys_FlushContext(ctx, key);
-        Esys_Finalize(&ctx);
-        Tss2_TctiLdr_Finalize(&tcti);
-        qsort(t, n, sizeof(*t), cmp);
-        printf("%u %llu %llu %.0f\n", n, (unsigned long long)t[n / 2],
-               (unsigned long long)t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1], mean / n);
-        free(t);
+        for (unsigned i = 0; i < n; i++)
+                for (unsigned k = 0; k < np; k++)
+                        if (quote(&path[(i + k) % np], i) < 0) /* who goes first rotates too */
+                                return 1;
+        for (unsigned k = 0; k < np; k++)
+                path_close(&path[k], n);
         return 0;
 }

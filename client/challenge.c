@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/x509_vfy.h>
 
 #define LOGMODULE challenge
 #include "client.h"
@@ -17,53 +18,69 @@
 #include "frame.h"
 #include "log.h"
 #include "pcr.h"
+#include "policy.h"
+#include "store.h"
 #include "util.h"
 #include "verdict.h"
 
-#define DEFAULT_PCRS "sha256:0-7,10"
+#define DEFAULT_PCRS           "sha256:0-7,10"
+#define DEFAULT_CONTAINER_HOST "sha256:0-7,10,11,15"
+#define DEFAULT_CONTAINER_PCRS "sha256:0-15"
 
 enum {
-        OPT_SERVER = 0x100,
-        OPT_CA,
-        OPT_CERT,
-        OPT_KEY,
-        OPT_PLAINTEXT,
-        OPT_PCRS,
+        OPT_PCRS = CONN_OPT_END,
         OPT_NONCE_SIZE,
         OPT_JSON,
         OPT_SAVE,
-        OPT_TIMEOUT,
         OPT_ALLOW_SHA1,
         OPT_EVIDENCE,
         OPT_NONCE,
         OPT_AK_NAME,
+        OPT_CONTAINER,
+        OPT_CONTAINER_PCRS,
+        OPT_VTPM_CA,
+        OPT_POLICY,
+        OPT_DB,
+        OPT_NO_DB,
+        OPT_HOST,
 };
 
 static void challenge_usage(FILE *f)
 {
         fprintf(f,
-                "Usage: cscp challenge --server HOST:PORT [OPTIONS]\n"
-                "Sends a fresh nonce to attestd and verifies the evidence it returns: TLS peer, quote\n"
-                "signature, TPM_GENERATED magic, quote type, extraData = Merkle root of the batch holding this\n"
-                "challenge's leaf (group commit), PCR selection and digest.\n"
+                "Usage: cscp challenge --server HOST:PORT [--container ID] [OPTIONS]\n"
+                "Sends a fresh nonce to attestd and verifies the evidence it returns, each step a named claim:\n"
+                "TLS peer; host AK enrolled (cscp enroll) or pinned; host quote signature, magic, type, PCR\n"
+                "selection and digest; extraData = Merkle root of the batch holding this challenge's leaf;\n"
+                "host PCRs = replay of the host logs; with --container: the container quote (extraData = the\n"
+                "nonce), container PCRs = replay of its log, the attested vtpm-bind record naming its vAK and\n"
+                "vEK, the vEK certificate; then the TPM clocks against the last challenge (store) and the policy.\n"
                 "\n"
                 "  --server HOST:PORT       attestd to challenge ([IPv6]:PORT for IPv6)\n"
                 "  --ca FILE                CA bundle the server certificate must chain to\n"
                 "  --cert FILE, --key FILE  client certificate and key (attestd requires them by default)\n"
                 "  --insecure-plaintext     no TLS (only against an attestd started the same way)\n"
-                "  --pcrs SEL               host PCRs to quote (default " DEFAULT_PCRS "),\n"
-                "                           e.g. sha256:0-7,10,11,15+sha1:0\n"
+                "  --pcrs SEL               host PCRs to quote (default " DEFAULT_PCRS ", with --container\n"
+                "                           " DEFAULT_CONTAINER_HOST "), e.g. sha256:0-7,10,11,15+sha1:0\n"
+                "  --container ID           also challenge this container's vTPM\n"
+                "  --container-pcrs SEL     vTPM PCRs to quote (default " DEFAULT_CONTAINER_PCRS ")\n"
+                "  --vtpm-ca FILE           vtpmd's vTPM manufacturer CA (PEM): the vEK certificate must chain to it\n"
+                "  --policy FILE            appraisal policy (docs/policy.md); without it no reference values\n"
+                "  --db FILE                the challenger's store: enrolled AKs, last TPM clocks, IMA checkpoints,\n"
+                "                           verdict history (default $XDG_STATE_HOME/cscp/store.db or\n"
+                "                           ~/.local/state/cscp/store.db)\n"
+                "  --no-db                  no store: the host AK must be pinned with --ak-name, clocks are not\n"
+                "                           compared and IMA lists are sent whole\n"
                 "  --nonce-size N           nonce bytes, %d..%d (default %d)\n"
                 "  --timeout SEC            connect/read/write timeout (default 30)\n"
-                "  --ak-name HEX            the host AK Name you trust (from an earlier verdict's host-ak-name);\n"
-                "                           without it the AK is taken from the evidence\n"
+                "  --ak-name HEX            the host AK Name you trust, instead of the one enrolled in the store\n"
                 "  --allow-sha1             accept SHA-1 quote signatures and PCR digests\n"
                 "  --save-evidence FILE     keep the evidence (for cscp verify)\n"
                 "  --json                   print the verdict as JSON\n"
                 "  -h, --help               this text\n"
                 "\n"
                 "Exit status: 0 trusted, 1 untrusted (every failed claim is named), 2 error.\n"
-                "Without --ak-name the quote proves freshness and integrity but not which TPM signed it.\n",
+                "A host whose AK is neither enrolled nor pinned is untrusted (claim host-ak-enrolled).\n",
                 CSCP_NONCE_MIN, CSCP_NONCE_MAX, CSCP_NONCE_DEFAULT);
 }
 
@@ -71,12 +88,19 @@ static void verify_usage(FILE *f)
 {
         fprintf(f,
                 "Usage: cscp verify --evidence FILE --nonce HEX [OPTIONS]\n"
-                "Verifies evidence saved by 'cscp challenge --save-evidence' against the nonce it answered.\n"
+                "Verifies evidence saved by 'cscp challenge --save-evidence' against the nonce it answered,\n"
+                "with the same claims as cscp challenge.\n"
                 "\n"
                 "  --evidence FILE          the saved evidence\n"
                 "  --nonce HEX              the challenge's nonce (%d..%d bytes)\n"
-                "  --pcrs SEL               PCRs the quote must cover (default: whatever it covers)\n"
+                "  --pcrs SEL               host PCRs the quote must cover (default: whatever it covers)\n"
+                "  --container ID           the container the challenge asked for\n"
+                "  --container-pcrs SEL     vTPM PCRs the container quote must cover (default: whatever it covers)\n"
+                "  --vtpm-ca FILE           vtpmd's vTPM manufacturer CA (PEM)\n"
+                "  --policy FILE            appraisal policy (docs/policy.md)\n"
                 "  --ak-name HEX            the host AK Name you trust\n"
+                "  --db FILE --host NAME    take the AK enrolled for NAME from this store, and compare and record\n"
+                "                           the TPM clocks there (an old evidence then fails host-clock)\n"
                 "  --allow-sha1             accept SHA-1 quote signatures and PCR digests\n"
                 "  --json                   print the verdict as JSON\n"
                 "  -h, --help               this text\n"
@@ -112,31 +136,203 @@ static int fail_usage(const char *cmd, const char *fmt, ...)
         return 2;
 }
 
+/* What both challenge and verify check against: the store, the policy, the vTPM CA, the host AK. */
+typedef struct vctx {
+        cscp_store_t *store;
+        cscp_policy_t *policy;
+        X509_STORE *vtpm_ca;
+        uint8_t ak_name[sizeof(TPMU_NAME)];
+        size_t ak_name_len;
+        bool ak_enrolled;
+} vctx_t;
+
+static void vctx_close(vctx_t *c)
+{
+        cscp_store_close(c->store);
+        cscp_policy_free(c->policy);
+        X509_STORE_free(c->vtpm_ca);
+        memset(c, 0, sizeof(*c));
+}
+
+/* Opens what the options name; on failure prints why and returns 2 (usage/setup error). */
+static int vctx_open(vctx_t *c, const char *cmd, const char *db, bool no_db, const char *policy, const char *vtpm_ca,
+                     const char *host)
+{
+        char err[512], *path = NULL;
+        int r;
+
+        if (policy) {
+                r = cscp_policy_load(policy, &c->policy, err, sizeof(err));
+                if (r < 0) {
+                        fprintf(stderr, "cscp %s: policy %s: %s\n", cmd, policy, err[0] ? err : cscp_strerror(r));
+                        return 2;
+                }
+        }
+        if (vtpm_ca) {
+                c->vtpm_ca = X509_STORE_new();
+                if (!c->vtpm_ca || X509_STORE_load_file(c->vtpm_ca, vtpm_ca) != 1) {
+                        fprintf(stderr, "cscp %s: --vtpm-ca %s: not a readable PEM certificate bundle\n", cmd, vtpm_ca);
+                        return 2;
+                }
+        }
+        if (!no_db) {
+                if (!db) {
+                        r = cscp_store_default_path(&path);
+                        if (r < 0) {
+                                fprintf(stderr, "cscp %s: no default store path (%s): give --db FILE or --no-db\n", cmd,
+                                        cscp_strerror(r));
+                                return 2;
+                        }
+                        db = path;
+                }
+                r = cscp_store_open(db, &c->store);
+                if (r < 0) {
+                        fprintf(stderr, "cscp %s: store %s: %s%s%s\n", cmd, db, cscp_strerror(r), c->store ? ": " : "",
+                                c->store ? cscp_store_error(c->store) : "");
+                        free(path);
+                        return 2;
+                }
+                free(path);
+        }
+        if (!c->ak_name_len && c->store && host) {
+                size_t len = sizeof(c->ak_name);
+                r = cscp_store_enrolled_ak(c->store, host, c->ak_name, &len);
+                if (r == 0) {
+                        c->ak_name_len = len;
+                        c->ak_enrolled = true;
+                } else if (r != -ENOENT) {
+                        fprintf(stderr, "cscp %s: store: %s (%s)\n", cmd, cscp_strerror(r), cscp_store_error(c->store));
+                        return 2;
+                }
+        }
+        return 0;
+}
+
+/* What the verifier holds the evidence to. */
+static cscp_expect_t vctx_expect(const vctx_t *c, const uint8_t *nonce, size_t nonce_len,
+                                 const TPML_PCR_SELECTION *host_sel, const char *container,
+                                 const TPML_PCR_SELECTION *container_sel, const char *host, bool allow_sha1,
+                                 const char *vtpm_ca_name)
+{
+        return (cscp_expect_t){.nonce = nonce,
+                               .nonce_len = nonce_len,
+                               .host_pcrs = host_sel,
+                               .host_ak_name = c->ak_name_len ? c->ak_name : NULL,
+                               .host_ak_name_len = c->ak_name_len,
+                               .host_ak_enrolled = c->ak_enrolled,
+                               .allow_sha1 = allow_sha1,
+                               .container_id = container,
+                               .container_pcrs = container_sel,
+                               .vtpm_ca = c->vtpm_ca,
+                               .vtpm_ca_name = vtpm_ca_name,
+                               .policy = c->policy,
+                               .store = c->store,
+                               .host = host};
+}
+
+/* Records the verdict in the store's history; a failure there is reported, not fatal. */
+static void record_verdict(vctx_t *c, const char *host, const char *container, const cscp_verdict_t *v)
+{
+        char *json = NULL;
+        size_t len = 0;
+        FILE *f;
+        int r;
+
+        if (!c->store)
+                return;
+        f = open_memstream(&json, &len);
+        if (!f)
+                return;
+        (void)cscp_verdict_print_json(v, f);
+        if (fclose(f) != 0) {
+                free(json);
+                return;
+        }
+        r = cscp_store_verdict_add(c->store, host, container, (int)cscp_verdict_result(v), json);
+        if (r < 0)
+                fprintf(stderr, "cscp: warning: verdict not recorded in the store: %s\n", cscp_strerror(r));
+        free(json);
+}
+
+/* The verification options challenge and verify share. */
+typedef struct vopts {
+        const char *pcrs, *container, *cpcrs, *vtpm_ca, *policy, *db;
+        bool json, allow_sha1;
+} vopts_t;
+
+#define VERIFY_LONG_OPTIONS                                                                                           \
+        {"pcrs", required_argument, NULL, OPT_PCRS}, {"json", no_argument, NULL, OPT_JSON},                           \
+                {"allow-sha1", no_argument, NULL, OPT_ALLOW_SHA1}, {"ak-name", required_argument, NULL, OPT_AK_NAME}, \
+                {"container", required_argument, NULL, OPT_CONTAINER},                                                \
+                {"container-pcrs", required_argument, NULL, OPT_CONTAINER_PCRS},                                      \
+                {"vtpm-ca", required_argument, NULL, OPT_VTPM_CA}, {"policy", required_argument, NULL, OPT_POLICY},   \
+        {                                                                                                             \
+                "db", required_argument, NULL, OPT_DB                                                                 \
+        }
+
+/* 1: c was a verification option (stored), 0: not one, -1: a bad value (said on stderr). */
+static int verify_opt(int c, const char *arg, vopts_t *o, vctx_t *vc, const char *cmd)
+{
+        switch (c) {
+        case OPT_PCRS:
+                o->pcrs = arg;
+                return 1;
+        case OPT_JSON:
+                o->json = true;
+                return 1;
+        case OPT_ALLOW_SHA1:
+                o->allow_sha1 = true;
+                return 1;
+        case OPT_AK_NAME:
+                if (cscp_hex_decode(arg, vc->ak_name, sizeof(vc->ak_name), &vc->ak_name_len) < 0 ||
+                    vc->ak_name_len < 2) {
+                        fail_usage(cmd, "--ak-name: '%s' is not a TPM Name in hex", arg);
+                        return -1;
+                }
+                return 1;
+        case OPT_CONTAINER:
+                o->container = arg;
+                return 1;
+        case OPT_CONTAINER_PCRS:
+                o->cpcrs = arg;
+                return 1;
+        case OPT_VTPM_CA:
+                o->vtpm_ca = arg;
+                return 1;
+        case OPT_POLICY:
+                o->policy = arg;
+                return 1;
+        case OPT_DB:
+                o->db = arg;
+                return 1;
+        default:
+                return 0;
+        }
+}
+
 int cmd_challenge(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"server", required_argument, NULL, OPT_SERVER},
-                {"ca", required_argument, NULL, OPT_CA},
-                {"cert", required_argument, NULL, OPT_CERT},
-                {"key", required_argument, NULL, OPT_KEY},
-                {"insecure-plaintext", no_argument, NULL, OPT_PLAINTEXT},
-                {"pcrs", required_argument, NULL, OPT_PCRS},
+                CONN_LONG_OPTIONS,
+                VERIFY_LONG_OPTIONS,
                 {"nonce-size", required_argument, NULL, OPT_NONCE_SIZE},
-                {"json", no_argument, NULL, OPT_JSON},
                 {"save-evidence", required_argument, NULL, OPT_SAVE},
-                {"timeout", required_argument, NULL, OPT_TIMEOUT},
-                {"allow-sha1", no_argument, NULL, OPT_ALLOW_SHA1},
-                {"ak-name", required_argument, NULL, OPT_AK_NAME},
+                {"no-db", no_argument, NULL, OPT_NO_DB},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
         cscp_client_opts_t co = {0};
-        const char *pcrs = DEFAULT_PCRS, *save = NULL;
-        bool json = false, allow_sha1 = false;
-        uint8_t ak_name[sizeof(TPMU_NAME)];
-        size_t ak_name_len = 0;
-        long nonce_size = CSCP_NONCE_DEFAULT, timeout = 30;
-        TPML_PCR_SELECTION sel;
+        vopts_t vo = {.cpcrs = DEFAULT_CONTAINER_PCRS};
+        const char *save = NULL;
+        bool no_db = false;
+        vctx_t vc = {0};
+        uint64_t ima_offset = 0;
+        Cscp__LogRequest lr[6], *plr[6];
+        size_t n_lr = 0;
+        long nonce_size = CSCP_NONCE_DEFAULT;
+        TPML_PCR_SELECTION sel, csel;
+        Cscp__PcrSelection **wcsel = NULL;
+        size_t n_wcsel = 0;
         uint8_t nonce[CSCP_NONCE_MAX];
         cscp_verdict_t v;
         cscp_conn_t *conn = NULL;
@@ -149,49 +345,25 @@ int cmd_challenge(int argc, char **argv)
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                r = conn_opt(c, optarg, &co, "challenge");
+                if (r == 0)
+                        r = verify_opt(c, optarg, &vo, &vc, "challenge");
+                if (r < 0)
+                        return 2;
+                if (r > 0)
+                        continue;
                 switch (c) {
-                case OPT_SERVER:
-                        co.server = optarg;
-                        break;
-                case OPT_CA:
-                        co.ca = optarg;
-                        break;
-                case OPT_CERT:
-                        co.cert = optarg;
-                        break;
-                case OPT_KEY:
-                        co.key = optarg;
-                        break;
-                case OPT_PLAINTEXT:
-                        co.insecure_plaintext = true;
-                        break;
-                case OPT_PCRS:
-                        pcrs = optarg;
-                        break;
                 case OPT_NONCE_SIZE:
                         errno = 0;
                         nonce_size = strtol(optarg, &end, 10);
                         if (errno || *end || end == optarg)
                                 return fail_usage("challenge", "--nonce-size: '%s' is not a number", optarg);
                         break;
-                case OPT_TIMEOUT:
-                        errno = 0;
-                        timeout = strtol(optarg, &end, 10);
-                        if (errno || *end || end == optarg || timeout < 1 || timeout > 3600)
-                                return fail_usage("challenge", "--timeout: '%s' is not 1..3600 seconds", optarg);
-                        break;
-                case OPT_JSON:
-                        json = true;
-                        break;
                 case OPT_SAVE:
                         save = optarg;
                         break;
-                case OPT_ALLOW_SHA1:
-                        allow_sha1 = true;
-                        break;
-                case OPT_AK_NAME:
-                        if (cscp_hex_decode(optarg, ak_name, sizeof(ak_name), &ak_name_len) < 0 || ak_name_len < 2)
-                                return fail_usage(argv[0], "--ak-name: '%s' is not a TPM Name in hex", optarg);
+                case OPT_NO_DB:
+                        no_db = true;
                         break;
                 case 'h':
                         challenge_usage(stdout);
@@ -203,37 +375,59 @@ int cmd_challenge(int argc, char **argv)
         }
         if (optind < argc)
                 return fail_usage("challenge", "unexpected argument '%s'", argv[optind]);
-        if (!co.server)
-                return fail_usage("challenge", "%s", "--server HOST:PORT is required");
-        if (!co.insecure_plaintext && !co.ca)
-                return fail_usage("challenge", "%s",
-                                  "--ca FILE is required to check the server (or --insecure-plaintext)");
-        if (co.insecure_plaintext && (co.ca || co.cert || co.key))
-                return fail_usage("challenge", "%s", "--insecure-plaintext cannot be combined with --ca/--cert/--key");
+        const char *pcrs = vo.pcrs, *container = vo.container, *cpcrs = vo.cpcrs, *vtpm_ca = vo.vtpm_ca;
+        const char *policy = vo.policy, *db = vo.db;
+        bool json = vo.json, allow_sha1 = vo.allow_sha1;
+        if (conn_opts_check(&co, "challenge") < 0)
+                return 2;
         if (nonce_size < CSCP_NONCE_MIN || nonce_size > CSCP_NONCE_MAX) {
                 fprintf(stderr,
                         "cscp challenge: --nonce-size %ld refused: a nonce must be %d..%d bytes (%d bits at least)\n",
                         nonce_size, CSCP_NONCE_MIN, CSCP_NONCE_MAX, CSCP_NONCE_MIN * 8);
                 return 2;
         }
+        if (!pcrs)
+                pcrs = container ? DEFAULT_CONTAINER_HOST : DEFAULT_PCRS;
         if (cscp_pcrsel_parse(pcrs, &sel) < 0)
                 return fail_usage("challenge", "--pcrs: '%s' is not a PCR selection like sha256:0-7,10", pcrs);
-        co.timeout_ms = (int)timeout * 1000;
+        if (container && (!container[0] || strlen(container) > 1024))
+                return fail_usage("challenge", "%s", "--container: an empty or over-long container id");
+        if (cscp_pcrsel_parse(cpcrs, &csel) < 0)
+                return fail_usage("challenge", "--container-pcrs: '%s' is not a PCR selection like sha256:0-15", cpcrs);
+        if (db && no_db)
+                return fail_usage("challenge", "%s", "--db and --no-db exclude each other");
+        r = vctx_open(&vc, "challenge", db, no_db, policy, vtpm_ca, co.server);
+        if (r) {
+                vctx_close(&vc);
+                return r;
+        }
+        r = cscp_evidence_ima_offset(vc.store, co.server, &ima_offset);
+        if (r < 0) {
+                fprintf(stderr, "cscp challenge: store: %s\n", cscp_strerror(r));
+                vctx_close(&vc);
+                return 2;
+        }
 
         if (cscp_nonce_draw(nonce, (size_t)nonce_size) < 0) {
                 fprintf(stderr, "cscp challenge: cannot draw a nonce from the OpenSSL RNG\n");
+                vctx_close(&vc);
                 return 2;
         }
         cscp_verdict_init(&v);
         cscp_verdict_fact(&v, "server", "%s", co.server);
+        if (container)
+                cscp_verdict_fact(&v, "container", "%s", container);
         r = cscp_conn_open(&co, &conn, err, sizeof(err));
         if (r == CSCP_E_TLS_PEER) {
                 cscp_verdict_claim(&v, "tls-peer", false, "%s", err);
+                record_verdict(&vc, co.server, container, &v);
+                vctx_close(&vc);
                 return finish(&v, json);
         }
         if (r < 0) {
                 fprintf(stderr, "cscp challenge: %s\n", err[0] ? err : cscp_strerror(r));
                 cscp_verdict_clear(&v);
+                vctx_close(&vc);
                 return 2;
         }
         if (co.insecure_plaintext)
@@ -249,6 +443,33 @@ int cmd_challenge(int argc, char **argv)
         ch.nonce = (ProtobufCBinaryData){.data = nonce, .len = (size_t)nonce_size};
         ch.host_pcrs = wsel;
         ch.n_host_pcrs = n_wsel;
+        if (container) {
+                r = cscp_pcrsel_to_wire(&csel, &wcsel, &n_wcsel);
+                if (r < 0)
+                        goto out;
+                ch.container_id = (char *)container;
+                ch.container_pcrs = wcsel;
+                ch.n_container_pcrs = n_wcsel;
+        }
+        {
+                /* Every log that explains a quoted PCR; IMA from the store's checkpoint on. */
+                static const Cscp__LogKind kinds[] = {
+                        CSCP__LOG_KIND__LOG_BOOT,     CSCP__LOG_KIND__LOG_SYSTEMD_CEL,
+                        CSCP__LOG_KIND__LOG_IMA,      CSCP__LOG_KIND__LOG_HOST_PROC_CEL,
+                        CSCP__LOG_KIND__LOG_HOST_CEL, CSCP__LOG_KIND__LOG_CONTAINER_CEL,
+                };
+                for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+                        if (kinds[i] == CSCP__LOG_KIND__LOG_CONTAINER_CEL && !container)
+                                continue;
+                        cscp__log_request__init(&lr[n_lr]);
+                        lr[n_lr].kind = kinds[i];
+                        lr[n_lr].offset = kinds[i] == CSCP__LOG_KIND__LOG_IMA ? ima_offset : 0;
+                        plr[n_lr] = &lr[n_lr];
+                        n_lr++;
+                }
+                ch.logs = plr;
+                ch.n_logs = n_lr;
+        }
         req.body_case = CSCP__FRAME__BODY_CHALLENGE;
         req.challenge = &ch;
         r = cscp_conn_roundtrip(conn, &req, &resp, err, sizeof(err));
@@ -273,21 +494,20 @@ int cmd_challenge(int argc, char **argv)
                         goto out;
                 }
         }
-        cscp_expect_t want = {.nonce = nonce,
-                              .nonce_len = (size_t)nonce_size,
-                              .host_pcrs = &sel,
-                              .host_ak_name = ak_name_len ? ak_name : NULL,
-                              .host_ak_name_len = ak_name_len,
-                              .allow_sha1 = allow_sha1};
+        cscp_expect_t want = vctx_expect(&vc, nonce, (size_t)nonce_size, &sel, container, container ? &csel : NULL,
+                                         co.server, allow_sha1, vtpm_ca);
         r = cscp_evidence_verify(resp->evidence, &want, &v);
         if (r < 0)
                 cscp_verdict_error(&v, "%s", cscp_strerror(r));
+        record_verdict(&vc, co.server, container, &v);
         ret = finish(&v, json);
 out:
         if (ret == 2)
                 cscp_verdict_clear(&v);
         OPENSSL_cleanse(nonce, sizeof(nonce));
         cscp_pcrsel_wire_free(wsel, n_wsel);
+        cscp_pcrsel_wire_free(wcsel, n_wcsel);
+        vctx_close(&vc);
         if (resp)
                 cscp__frame__free_unpacked(resp, NULL);
         cscp_conn_free(conn);
@@ -299,18 +519,15 @@ int cmd_verify(int argc, char **argv)
         static const struct option opts[] = {
                 {"evidence", required_argument, NULL, OPT_EVIDENCE},
                 {"nonce", required_argument, NULL, OPT_NONCE},
-                {"pcrs", required_argument, NULL, OPT_PCRS},
-                {"allow-sha1", no_argument, NULL, OPT_ALLOW_SHA1},
-                {"ak-name", required_argument, NULL, OPT_AK_NAME},
-                {"json", no_argument, NULL, OPT_JSON},
+                VERIFY_LONG_OPTIONS,
+                {"host", required_argument, NULL, OPT_HOST},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        const char *path = NULL, *nonce_hex = NULL, *pcrs = NULL;
-        bool json = false, allow_sha1 = false;
-        uint8_t ak_name[sizeof(TPMU_NAME)];
-        size_t ak_name_len = 0;
-        TPML_PCR_SELECTION sel;
+        const char *path = NULL, *nonce_hex = NULL, *host = NULL;
+        vopts_t vo = {0};
+        vctx_t vc = {0};
+        TPML_PCR_SELECTION sel, csel;
         uint8_t nonce[CSCP_NONCE_MAX];
         size_t nonce_len;
         Cscp__Frame *f = NULL;
@@ -319,6 +536,11 @@ int cmd_verify(int argc, char **argv)
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                r = verify_opt(c, optarg, &vo, &vc, "verify");
+                if (r < 0)
+                        return 2;
+                if (r > 0)
+                        continue;
                 switch (c) {
                 case OPT_EVIDENCE:
                         path = optarg;
@@ -326,18 +548,8 @@ int cmd_verify(int argc, char **argv)
                 case OPT_NONCE:
                         nonce_hex = optarg;
                         break;
-                case OPT_PCRS:
-                        pcrs = optarg;
-                        break;
-                case OPT_ALLOW_SHA1:
-                        allow_sha1 = true;
-                        break;
-                case OPT_AK_NAME:
-                        if (cscp_hex_decode(optarg, ak_name, sizeof(ak_name), &ak_name_len) < 0 || ak_name_len < 2)
-                                return fail_usage(argv[0], "--ak-name: '%s' is not a TPM Name in hex", optarg);
-                        break;
-                case OPT_JSON:
-                        json = true;
+                case OPT_HOST:
+                        host = optarg;
                         break;
                 case 'h':
                         verify_usage(stdout);
@@ -349,6 +561,9 @@ int cmd_verify(int argc, char **argv)
         }
         if (optind < argc)
                 return fail_usage("verify", "unexpected argument '%s'", argv[optind]);
+        const char *pcrs = vo.pcrs, *container = vo.container, *cpcrs = vo.cpcrs, *vtpm_ca = vo.vtpm_ca;
+        const char *policy = vo.policy, *db = vo.db;
+        bool json = vo.json, allow_sha1 = vo.allow_sha1;
         if (!path || !nonce_hex)
                 return fail_usage("verify", "%s", "--evidence FILE and --nonce HEX are required");
         if (cscp_hex_decode(nonce_hex, nonce, sizeof(nonce), &nonce_len) < 0 || cscp_nonce_check_len(nonce_len) < 0) {
@@ -357,22 +572,29 @@ int cmd_verify(int argc, char **argv)
         }
         if (pcrs && cscp_pcrsel_parse(pcrs, &sel) < 0)
                 return fail_usage("verify", "--pcrs: '%s' is not a PCR selection like sha256:0-7,10", pcrs);
-        r = cscp_evidence_load(path, CSCP_FRAME_MAX_DEFAULT, &f);
+        if (cpcrs && cscp_pcrsel_parse(cpcrs, &csel) < 0)
+                return fail_usage("verify", "--container-pcrs: '%s' is not a PCR selection like sha256:0-15", cpcrs);
+        if (!db != !host)
+                return fail_usage("verify", "%s", "--db and --host go together");
+        r = vctx_open(&vc, "verify", db, !db, policy, vtpm_ca, host);
+        if (r) {
+                vctx_close(&vc);
+                return r;
+        }
+        r = cscp_evidence_load(path, CSCP_FRAME_MAX_LIMIT, &f);
         if (r < 0) {
                 fprintf(stderr, "cscp verify: cannot read evidence from %s: %s\n", path, cscp_strerror(r));
+                vctx_close(&vc);
                 return 2;
         }
         cscp_verdict_init(&v);
         cscp_verdict_fact(&v, "evidence", "%s", path);
-        cscp_expect_t want = {.nonce = nonce,
-                              .nonce_len = nonce_len,
-                              .host_pcrs = pcrs ? &sel : NULL,
-                              .host_ak_name = ak_name_len ? ak_name : NULL,
-                              .host_ak_name_len = ak_name_len,
-                              .allow_sha1 = allow_sha1};
+        cscp_expect_t want = vctx_expect(&vc, nonce, nonce_len, pcrs ? &sel : NULL, container, cpcrs ? &csel : NULL,
+                                         host, allow_sha1, vtpm_ca);
         r = cscp_evidence_verify(f->evidence, &want, &v);
         if (r < 0)
                 cscp_verdict_error(&v, "%s", cscp_strerror(r));
         cscp__frame__free_unpacked(f, NULL);
+        vctx_close(&vc);
         return finish(&v, json);
 }

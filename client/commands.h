@@ -4,5 +4,36 @@
 /* Each command returns the process exit status: 0 trusted/ok, 1 untrusted, 2 error. */
 int cmd_challenge(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_enroll(int argc, char **argv);
 int cmd_eventlog(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+
+/*
+ * Connection options shared by `cscp challenge` and `cscp enroll`: --server,
+ * --ca, --cert, --key, --insecure-plaintext, --timeout (client/connopts.c).
+ * Commands number their own options from CONN_OPT_END on.
+ */
+#include "client.h"
+
+enum {
+        CONN_OPT_SERVER = 0x100,
+        CONN_OPT_CA,
+        CONN_OPT_CERT,
+        CONN_OPT_KEY,
+        CONN_OPT_PLAINTEXT,
+        CONN_OPT_TIMEOUT,
+        CONN_OPT_END,
+};
+
+#define CONN_LONG_OPTIONS                                                                                         \
+        {"server", required_argument, NULL, CONN_OPT_SERVER}, {"ca", required_argument, NULL, CONN_OPT_CA},       \
+                {"cert", required_argument, NULL, CONN_OPT_CERT}, {"key", required_argument, NULL, CONN_OPT_KEY}, \
+                {"insecure-plaintext", no_argument, NULL, CONN_OPT_PLAINTEXT},                                    \
+        {                                                                                                         \
+                "timeout", required_argument, NULL, CONN_OPT_TIMEOUT                                              \
+        }
+
+/* 1: c was a connection option (stored in co), 0: not one, -1: a bad value (said on stderr). */
+int conn_opt(int c, const char *arg, cscp_client_opts_t *co, const char *cmd);
+/* The combination is complete and consistent (default timeout 30 s); -1 with the reason on stderr. */
+int conn_opts_check(cscp_client_opts_t *co, const char *cmd);

@@ -13,6 +13,7 @@ static const struct {
         const char *summary;
 } commands[] = {
         {"challenge", cmd_challenge, "challenge an attestd with a fresh nonce and verify its evidence"},
+        {"enroll", cmd_enroll, "enroll a host's attestation key: EK certificate, AK, credential activation"},
         {"verify", cmd_verify, "verify saved evidence offline against the nonce it answered"},
         {"eventlog", cmd_eventlog, "show or replay a measurement list (TCG boot log, IMA, CEL)"},
         {"policy", cmd_policy, "appraise measurement lists against a policy, or validate a policy"},
@@ -25,7 +26,7 @@ static void usage(FILE *f)
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
         fprintf(f, "\n'cscp COMMAND --help' describes a command's options.\n"
-                   "Exit status: 0 trusted (or done), 1 untrusted, 2 error.\n");
+                   "Exit status: 0 trusted, enrolled or done; 1 untrusted or refused; 2 error.\n");
 }
 
 int main(int argc, char **argv)

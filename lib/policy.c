@@ -774,6 +774,12 @@ struct cscp_appraisal {
         cscp_eventlog_format_t format;
 };
 
+void cscp_policy_resets(const cscp_policy_t *p, bool *ret_allow_reboot, bool *ret_allow_restart)
+{
+        *ret_allow_reboot = p && p->allow_reboot;
+        *ret_allow_restart = p && p->allow_restart;
+}
+
 int cscp_appraisal_new(const cscp_policy_t *p, cscp_appraisal_t **ret)
 {
         cscp_appraisal_t *a;

@@ -9,6 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <sqlite3.h>
 
 #include "cscp/error.h"
@@ -78,6 +82,63 @@ static int exec(cscp_store_t *s, const char *sql)
 {
         int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
         return rc == SQLITE_OK ? 0 : fail(s, rc, -EIO);
+}
+
+/* mkdir -p with 0700 for what is missing; an existing non-directory is -ENOTDIR. */
+static int mkdir_parents(char *path)
+{
+        struct stat st;
+
+        for (char *p = path + 1;; p++) {
+                char c = *p;
+
+                if (c != '/' && c != '\0')
+                        continue;
+                *p = '\0';
+                if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+                        int r = -errno;
+                        *p = c;
+                        return r;
+                }
+                if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                        *p = c;
+                        return -ENOTDIR;
+                }
+                *p = c;
+                if (c == '\0')
+                        return 0;
+        }
+}
+
+int cscp_store_default_path(char **ret)
+{
+        const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+        char *dir = NULL, *path = NULL;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        if (xdg && xdg[0] == '/')
+                r = asprintf(&dir, "%s/cscp", xdg);
+        else {
+                if (!home || home[0] != '/') {
+                        struct passwd *pw = getpwuid(getuid());
+                        home = pw ? pw->pw_dir : NULL;
+                }
+                if (!home || home[0] != '/')
+                        return -ENOENT;
+                r = asprintf(&dir, "%s/.local/state/cscp", home);
+        }
+        if (r < 0)
+                return -ENOMEM;
+        r = mkdir_parents(dir);
+        if (r == 0 && asprintf(&path, "%s/store.db", dir) < 0)
+                r = -ENOMEM;
+        free(dir);
+        if (r < 0)
+                return r;
+        *ret = path;
+        return 0;
 }
 
 const char *cscp_store_error(const cscp_store_t *s)

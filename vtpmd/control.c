@@ -30,6 +30,7 @@
 #include "core.h"
 #include "endpoint.h"
 #include "error.h"
+#include "eventlog.h"
 #include "log.h"
 #include "pcr.h"
 #include "util.h"
@@ -51,9 +52,20 @@ typedef struct job {
         /* Create */
         char endpoint[PATH_MAX], sock[PATH_MAX], ctrl[PATH_MAX], tcti[PATH_MAX + 16];
         bool bind_logged;
+        uv_async_t ack;           /* the worker: "durable, acknowledge now" (the extends follow) */
+        bool ack_open, acked;     /* loop thread */
+        bool durable;             /* worker, read by the loop after the async */
+        int settle_r;             /* worker: the extends after the acknowledgement */
+        char settle_msg[256];     /* worker */
+        unsigned settle_delay_ms; /* CSCP_VTPMD_TEST_SETTLE_DELAY_MS (tests only) */
+        uint64_t us_start, us_meta, us_log, us_bind, us_ready, us_acked, us_host, us_vtpm; /* µs since t0_us */
+        uint64_t t0_us;
+        struct job *next; /* parked on a settling instance (inst->waiters) */
         /* Quote */
         TPML_PCR_SELECTION sel;
         cscp_tpm_quote_t quote;
+        uint8_t *qlog; /* with want_log: the container log as read after the quote (freed by quote_after) */
+        size_t qlog_start, qlog_len;
         /* Destroy */
         bool keep;
         char kept[PATH_MAX];
@@ -67,6 +79,14 @@ typedef struct job {
 static uint64_t realtime_s(void)
 {
         return (uint64_t)time(NULL);
+}
+
+static uint64_t mono_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /* ---- jobs ----------------------------------------------------------------- */
@@ -97,6 +117,7 @@ static job_t *job_new(vtpmd_t *d, Vtpmd__VtpmRequest *req, control_reply_cb repl
         j->conn = conn;
         j->w.data = j;
         j->t0 = instance_now_ms();
+        j->t0_us = mono_us();
         return j;
 }
 
@@ -198,7 +219,8 @@ static void fill_info(const instance_t *inst, Vtpmd__Instance *info)
 
 /* ---- host log ------------------------------------------------------------ */
 
-int control_host_event(vtpmd_t *d, const char *event, const instance_t *inst)
+/* With pending: append and fsync only, and keep d->hostlog_lock (hostlog_extend_pending + unlock follow). */
+static int host_event(vtpmd_t *d, const char *event, const instance_t *inst, hostlog_pending_t *pending)
 {
         uint8_t t[8];
         uint64_t now = realtime_s();
@@ -216,7 +238,27 @@ int control_host_event(vtpmd_t *d, const char *event, const instance_t *inst)
         }
         f[n++] = (cscp_cm_field_value_t){CSCP_CM_F_TIME, t, sizeof(t)};
         uv_mutex_lock(&d->hostlog_lock);
-        r = hostlog_append(d->hostlog, CSCP_CM_CONTAINER, f, n);
+        if (pending) {
+                r = hostlog_append_deferred(d->hostlog, CSCP_CM_CONTAINER, f, n, pending);
+                if (r == 0)
+                        return 0; /* still locked */
+        } else {
+                r = hostlog_append(d->hostlog, CSCP_CM_CONTAINER, f, n);
+        }
+        uv_mutex_unlock(&d->hostlog_lock);
+        return r;
+}
+
+int control_host_event(vtpmd_t *d, const char *event, const instance_t *inst)
+{
+        return host_event(d, event, inst, NULL);
+}
+
+/* The extend of a record host_event(..., pending) wrote; drops d->hostlog_lock. */
+static int host_event_extend(vtpmd_t *d, const hostlog_pending_t *pending)
+{
+        int r = hostlog_extend_pending(d->hostlog, pending);
+
         uv_mutex_unlock(&d->hostlog_lock);
         return r;
 }
@@ -435,8 +477,35 @@ static void create_fail(job_t *j, Vtpmd__ErrorCode code, const char *msg)
         d->n_bound--;
         inst->id[0] = '\0';
         control_discard(inst);
+        if (inst->from_pool)
+                pool_refill_soon(d);
 }
 
+typedef struct log_sync {
+        vtpm_pending_t *vp;
+        int r;
+} log_sync_t;
+
+static void log_sync_thread(void *arg)
+{
+        log_sync_t *s = arg;
+
+        s->r = vtpm_pending_sync(s->vp);
+}
+
+/*
+ * Create, on a worker, holding the instance lock throughout (so the endpoint,
+ * Quote, Measure and restarts wait for all of it):
+ *   1. meta "binding"; the container records appended to its log, one write,
+ *      one fsync; the vtpm-bind record appended to the host log and fsynced
+ *      (the host log lock stays held); meta "ready"  -- durable: acknowledged
+ *   2. the host PCR extend of vtpm-bind (host log lock released), then the
+ *      container records into the vTPM's PCRs  -- settled
+ * Write-ahead holds at every point: a stop after 1 leaves logs ahead of PCRs,
+ * which hostlog_open (one record) and vtpm_log_reextend (any suffix, at the
+ * instance's re-adoption) extend. Between 1 and 2 the instance is READY but
+ * settling: requests that observe it are parked (control_handle).
+ */
 static void bind_work(uv_work_t *w)
 {
         job_t *j = w->data;
@@ -444,8 +513,14 @@ static void bind_work(uv_work_t *w)
         const Vtpmd__Create *c = j->req->create;
         const Vtpmd__Measurements *ms = c->measurements;
         vtpm_create_measurements_t m = {.container_id = c->container_id};
+        vtpm_pending_t *vp = NULL;
+        hostlog_pending_t hp;
+        log_sync_t ls;
+        uv_thread_t th;
+        bool th_started = false;
         int r;
 
+        j->us_start = mono_us() - j->t0_us;
         uv_mutex_lock(&inst->lock);
         (void)endpoint_tpm_acquire(inst); /* nothing of a client loaded while vtpmd talks to swtpm */
         /* swtpm's sockets are private and stay put; the container's endpoint was opened by create_bind. */
@@ -454,6 +529,7 @@ static void bind_work(uv_work_t *w)
                 vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(r));
                 goto out;
         }
+        j->us_meta = mono_us() - j->t0_us;
         if (ms) {
                 m.runtime_name = ms->runtime_name && ms->runtime_name[0] ? ms->runtime_name : NULL;
                 m.runtime_version = ms->runtime_version && ms->runtime_version[0] ? ms->runtime_version : NULL;
@@ -466,28 +542,142 @@ static void bind_work(uv_work_t *w)
                 m.n_layers = ms->n_layers;
                 m.image_name = ms->image_name && ms->image_name[0] ? ms->image_name : NULL;
         }
-        r = vtpm_measure_create(j->tcti, inst->log, &m);
+        if (!inst->banks[0]) { /* once per instance: the allocation does not change */
+                r = vtpm_pcr_banks(j->tcti, inst->banks);
+                if (r < 0) {
+                        inst->banks[0] = 0;
+                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot read the vTPM's PCR banks: %s", cscp_strerror(r));
+                        goto out;
+                }
+        }
+        r = vtpm_measure_create_log(inst->log, inst->banks, &m, &vp);
         if (r < 0) {
-                vtpmd_fmt(j->msg, sizeof(j->msg), "measuring the container into its vTPM failed: %s", cscp_strerror(r));
+                vtpmd_fmt(j->msg, sizeof(j->msg), "writing the container log failed: %s", cscp_strerror(r));
                 goto out;
         }
-        r = control_host_event(j->d, "vtpm-bind", inst);
+        j->us_log = mono_us() - j->t0_us;
+        /* The container log's fsync and the host record's append + fsync at once: each file gets its own fsync,
+         * and the filesystem can serve both with one journal commit and one device flush. */
+        ls = (log_sync_t){.vp = vp};
+        if (uv_thread_create(&th, log_sync_thread, &ls) == 0)
+                th_started = true;
+        else
+                ls.r = vtpm_pending_sync(vp);
+        r = host_event(j->d, "vtpm-bind", inst, &hp);
+        if (th_started)
+                uv_thread_join(&th);
         if (r < 0) {
                 vtpmd_fmt(j->msg, sizeof(j->msg), "appending vtpm-bind to the host log failed: %s", cscp_strerror(r));
                 goto out;
         }
         j->bind_logged = true;
-        r = registry_save(inst, INST_READY);
+        j->us_bind = mono_us() - j->t0_us;
+        r = ls.r;
+        if (r < 0)
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot fsync the container log %s: %s", inst->log, cscp_strerror(r));
+        else {
+                r = registry_save(inst, INST_READY);
+                if (r < 0)
+                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(r));
+        }
         if (r < 0) {
-                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(r));
-                /* Never acknowledged: undo the binding in the host log too. */
-                if (control_host_event(j->d, "vtpm-destroy", inst) < 0)
+                /* Never acknowledged: undo the binding in the host log too (after its extend: in log order). */
+                if (host_event_extend(j->d, &hp) < 0 || control_host_event(j->d, "vtpm-destroy", inst) < 0)
                         log_error("%s: vtpm-bind logged but vtpm-destroy could not be", inst->uid);
                 goto out;
         }
+        j->us_ready = mono_us() - j->t0_us;
+        /* Durable: acknowledge now (the loop answers), extend right after, still holding the lock. */
+        j->durable = true;
+        uv_async_send(&j->ack);
+        if (j->settle_delay_ms)
+                nanosleep(&(struct timespec){.tv_sec = j->settle_delay_ms / 1000,
+                                             .tv_nsec = (long)(j->settle_delay_ms % 1000) * 1000000},
+                          NULL);
+        j->settle_r = host_event_extend(j->d, &hp);
+        if (j->settle_r < 0)
+                vtpmd_fmt(j->settle_msg, sizeof(j->settle_msg),
+                          "extending vtpm-bind into the host PCR failed: %s (reconciled at the next start)",
+                          cscp_strerror(j->settle_r));
+        j->us_host = mono_us() - j->t0_us;
+        r = vtpm_pending_extend(j->tcti, vp);
+        if (r < 0 && j->settle_r == 0) {
+                j->settle_r = r;
+                vtpmd_fmt(j->settle_msg, sizeof(j->settle_msg),
+                          "extending the container records into the vTPM failed: %s", cscp_strerror(r));
+        }
+        j->us_vtpm = mono_us() - j->t0_us;
+        r = 0;
 out:
+        vtpm_pending_free(vp);
         uv_mutex_unlock(&inst->lock);
         j->r = r;
+}
+
+static void job_closed(uv_handle_t *h)
+{
+        job_free(h->data);
+}
+
+/* Frees a job whose ack handle may be open (closed first). */
+static void job_close(job_t *j)
+{
+        if (j->ack_open) {
+                j->ack_open = false;
+                j->ack.data = j;
+                uv_close((uv_handle_t *)&j->ack, job_closed);
+                return;
+        }
+        job_free(j);
+}
+
+static void dispatch(job_t *j);
+
+/* Loop: the instance settled; the requests parked on it run now, in arrival order. */
+static void waiters_release(instance_t *inst)
+{
+        job_t *w = inst->waiters;
+
+        inst->waiters = NULL;
+        while (w) {
+                job_t *next = w->next;
+
+                w->next = NULL;
+                dispatch(w);
+                w = next;
+        }
+}
+
+/* Loop: the Create's records are durable: answer it. */
+static void create_ack(job_t *j)
+{
+        instance_t *inst = j->inst;
+        Vtpmd__VtpmResponse resp = VTPMD__VTPM_RESPONSE__INIT;
+        Vtpmd__Created cr = VTPMD__CREATED__INIT;
+        Vtpmd__Instance info;
+
+        if (j->acked)
+                return;
+        j->acked = true;
+        j->us_acked = mono_us() - j->t0_us;
+        inst->state = INST_READY;
+        inst->settling = true;
+        fill_info(inst, &info);
+        cr.instance = &info;
+        cr.ek_certificate = (ProtobufCBinaryData){.data = inst->ident.ek_cert, .len = inst->ident.ek_cert_len};
+        cr.ak_public = (ProtobufCBinaryData){.data = inst->ident.ak_public, .len = inst->ident.ak_public_len};
+        cr.elapsed_us = j->us_acked;
+        resp.body_case = VTPMD__VTPM_RESPONSE__BODY_CREATED;
+        resp.created = &cr;
+        reply_msg(j->reply, j->conn, &resp);
+}
+
+static void ack_cb(uv_async_t *a)
+{
+        job_t *j = a->data;
+
+        if (j->durable)
+                create_ack(j);
 }
 
 static void bind_after(uv_work_t *w, int status)
@@ -497,27 +687,30 @@ static void bind_after(uv_work_t *w, int status)
         instance_t *inst = j->inst;
         int r = status < 0 ? status : j->r;
 
-        if (r < 0) {
-                create_fail(j, control_error_code(r), j->msg);
-        } else {
-                Vtpmd__VtpmResponse resp = VTPMD__VTPM_RESPONSE__INIT;
-                Vtpmd__Created cr = VTPMD__CREATED__INIT;
-                Vtpmd__Instance info;
-
-                inst->state = INST_READY;
-                fill_info(inst, &info);
-                cr.instance = &info;
-                cr.ek_certificate = (ProtobufCBinaryData){.data = inst->ident.ek_cert, .len = inst->ident.ek_cert_len};
-                cr.ak_public = (ProtobufCBinaryData){.data = inst->ident.ak_public, .len = inst->ident.ak_public_len};
-                cr.elapsed_us = (instance_now_ms() - j->t0) * 1000;
-                resp.body_case = VTPMD__VTPM_RESPONSE__BODY_CREATED;
-                resp.created = &cr;
-                log_info("%s: vTPM for %s ready (%s, swtpm %d, %llu ms)", inst->uid, inst->id,
-                         inst->from_pool ? "from the pool" : "manufactured now", (int)inst->pid,
-                         (unsigned long long)(instance_now_ms() - j->t0));
-                reply_msg(j->reply, j->conn, &resp);
+        if (!j->acked && (r < 0 || !j->durable)) {
+                create_fail(j, control_error_code(r < 0 ? r : -EIO), j->msg);
+                goto out;
         }
-        job_free(j);
+        create_ack(j); /* when the async has not been seen yet */
+        inst->settling = false;
+        if (j->settle_r < 0) {
+                /* Acknowledged, logged, not (all) extended: the PCRs lag the logs until a restart re-extends. */
+                log_error("%s: vTPM for %s: %s", inst->uid, inst->id, j->settle_msg);
+                if (inst->state == INST_READY)
+                        inst->state = INST_FAILED;
+        }
+        log_info("%s: vTPM for %s ready (%s, swtpm %d): acknowledged after %.1f ms (worker start %.1f, meta binding "
+                 "%.1f, container log write %.1f, vtpm-bind + container log fsyncs %.1f, meta ready %.1f), "
+                 "settled after %.1f ms (host PCR %.1f, vTPM PCRs %.1f)",
+                 inst->uid, inst->id, inst->from_pool ? "from the pool" : "manufactured now", (int)inst->pid,
+                 j->us_acked / 1e3, j->us_start / 1e3, (j->us_meta - j->us_start) / 1e3, (j->us_log - j->us_meta) / 1e3,
+                 (j->us_bind - j->us_log) / 1e3, (j->us_ready - j->us_bind) / 1e3, j->us_vtpm / 1e3,
+                 (j->us_host - j->us_ready) / 1e3, (j->us_vtpm - j->us_host) / 1e3);
+        waiters_release(inst);
+        if (inst->from_pool)
+                pool_refill_soon(d);
+out:
+        job_close(j);
         control_job_done(d);
 }
 
@@ -526,12 +719,18 @@ static void create_bind(job_t *j)
         instance_t *inst = j->inst;
         vtpmd_t *d = j->d;
         const char *id = j->req->create->container_id;
+        const char *delay = getenv("CSCP_VTPMD_TEST_SETTLE_DELAY_MS");
 
         inst->state = INST_BINDING;
         vtpmd_fmt(j->endpoint, sizeof(j->endpoint), "%s/%s", d->vtpm_run, id);
         vtpmd_fmt(j->sock, sizeof(j->sock), "%s/tpm.sock", j->endpoint);
         vtpmd_fmt(j->ctrl, sizeof(j->ctrl), "%s/tpm.sock.ctrl", j->endpoint);
         vtpmd_fmt(j->tcti, sizeof(j->tcti), "%s", inst->tcti); /* vtpmd's own: swtpm's private socket */
+        /* Tests only: widen the window between the acknowledgement and the extends (a crash test aims at it). */
+        if (delay && *delay) {
+                unsigned long ms = strtoul(delay, NULL, 10);
+                j->settle_delay_ms = ms > 60000 ? 60000 : (unsigned)ms;
+        }
         /* The container's endpoint (endpoint.c) in front of the vTPM, before the binding is recorded. */
         instance_set_endpoint(inst, j->endpoint);
         if (endpoint_open(inst) < 0) {
@@ -548,9 +747,16 @@ static void create_bind(job_t *j)
                         return;
                 }
         }
-        if (control_queue(d, &j->w, bind_work, bind_after) < 0) {
+        if (uv_async_init(d->loop, &j->ack, ack_cb) < 0) {
                 create_fail(j, VTPMD__ERROR_CODE__ERR_INTERNAL, "cannot queue work");
                 job_free(j);
+                return;
+        }
+        j->ack.data = j;
+        j->ack_open = true;
+        if (control_queue(d, &j->w, bind_work, bind_after) < 0) {
+                create_fail(j, VTPMD__ERROR_CODE__ERR_INTERNAL, "cannot queue work");
+                job_close(j);
         }
 }
 
@@ -604,8 +810,7 @@ static void handle_create(job_t *j)
                 instance_ref(inst);
                 j->inst = inst;
                 d->n_bound++;
-                create_bind(j);
-                pool_refill(d);
+                create_bind(j); /* the refill follows when it settled (bind_after) */
                 return;
         }
         inst = instance_new(d, NULL);
@@ -826,6 +1031,63 @@ out:
 
 /* ---- Quote -------------------------------------------------------------------- */
 
+/*
+ * Limits on the container log a QuoteReply carries: vtpmd reads at most
+ * QUOTE_LOG_FILE_MAX bytes of log file, and sends at most QUOTE_LOG_MAX bytes
+ * of records from log_offset on (the rest is asked for from a later offset).
+ */
+#define QUOTE_LOG_FILE_MAX (64u * 1024 * 1024)
+#define QUOTE_LOG_MAX      (16u * 1024 * 1024)
+
+/* Under inst->lock, after the quote: whole CEL-TLV records from record index `from` on. */
+static int quote_read_log(job_t *j, const char *path, uint64_t from)
+{
+        uint8_t *buf = NULL;
+        size_t len = 0, start = 0, n = 0;
+        uint64_t count = 0;
+        int r;
+
+        r = cscp_file_read(path, QUOTE_LOG_FILE_MAX, &buf, &len);
+        if (r == -ENOENT) { /* nothing measured yet */
+                buf = NULL;
+                len = 0;
+                r = 0;
+        }
+        if (r == -EFBIG) {
+                j->code = VTPMD__ERROR_CODE__ERR_TOO_LARGE;
+                vtpmd_fmt(j->msg, sizeof(j->msg), "the container log is over the %u bytes vtpmd reads",
+                          QUOTE_LOG_FILE_MAX);
+                return CSCP_E_TOO_BIG;
+        }
+        if (r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot read the container log: %s", cscp_strerror(r));
+                return r;
+        }
+        r = cscp_eventlog_slice(buf, len, CSCP_EVENTLOG_CEL_TLV, from, QUOTE_LOG_MAX, &start, &n, &count);
+        if (r == -ERANGE) {
+                j->code = VTPMD__ERROR_CODE__ERR_BAD_REQUEST;
+                vtpmd_fmt(j->msg, sizeof(j->msg), "log_offset %llu is past the end of the container log",
+                          (unsigned long long)from);
+        } else if (r == 1) {
+                j->code = VTPMD__ERROR_CODE__ERR_TOO_LARGE;
+                vtpmd_fmt(j->msg, sizeof(j->msg),
+                          "the container log from record %llu is over %u bytes: ask from a later offset",
+                          (unsigned long long)from, QUOTE_LOG_MAX);
+                r = CSCP_E_TOO_BIG;
+        } else if (r < 0) {
+                j->code = VTPMD__ERROR_CODE__ERR_INTERNAL;
+                vtpmd_fmt(j->msg, sizeof(j->msg), "the container log does not parse: %s", cscp_strerror(r));
+        }
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        j->qlog = buf;
+        j->qlog_start = start;
+        j->qlog_len = n;
+        return 0;
+}
+
 static void quote_work(uv_work_t *w)
 {
         job_t *j = w->data;
@@ -835,9 +1097,12 @@ static void quote_work(uv_work_t *w)
         uv_mutex_lock(&inst->lock);
         (void)endpoint_tpm_acquire(inst); /* nothing of a client loaded while vtpmd talks to swtpm */
         j->r = vtpm_quote(inst->tcti, &inst->ident, q->nonce.data, q->nonce.len, &j->sel, &j->quote);
-        uv_mutex_unlock(&inst->lock);
         if (j->r < 0)
                 vtpmd_fmt(j->msg, sizeof(j->msg), "vTPM quote failed: %s", cscp_strerror(j->r));
+        /* The log after the quote, still under the lock: it may run ahead of the quote, never behind. */
+        else if (q->want_log)
+                j->r = quote_read_log(j, inst->log, q->log_offset);
+        uv_mutex_unlock(&inst->lock);
 }
 
 static void quote_after(uv_work_t *w, int status)
@@ -852,7 +1117,8 @@ static void quote_after(uv_work_t *w, int status)
         int r = status < 0 ? status : j->r;
 
         if (r < 0) {
-                reply_error(j->reply, j->conn, control_error_code(r), "Quote %s: %s", inst->id, j->msg);
+                reply_error(j->reply, j->conn, j->code ? j->code : control_error_code(r), "Quote %s: %s", inst->id,
+                            j->msg);
                 goto out;
         }
         vals = calloc(j->quote.n_pcrs ? j->quote.n_pcrs : 1, sizeof(*vals));
@@ -876,12 +1142,18 @@ static void quote_after(uv_work_t *w, int status)
         q.n_pcrs = j->quote.n_pcrs;
         qr.quote = &q;
         qr.ek_certificate = (ProtobufCBinaryData){.data = inst->ident.ek_cert, .len = inst->ident.ek_cert_len};
+        qr.ek_public = (ProtobufCBinaryData){.data = inst->ident.ek_public, .len = inst->ident.ek_public_len};
+        if (j->req->quote->want_log) {
+                qr.log = (ProtobufCBinaryData){.data = j->qlog ? j->qlog + j->qlog_start : NULL, .len = j->qlog_len};
+                qr.log_offset = j->req->quote->log_offset;
+        }
         resp.body_case = VTPMD__VTPM_RESPONSE__BODY_QUOTE;
         resp.quote = &qr;
         reply_msg(j->reply, j->conn, &resp);
 out:
         free(vals);
         free(pvals);
+        free(j->qlog);
         job_free(j);
         control_job_done(d);
 }
@@ -995,8 +1267,43 @@ fail:
         job_free(j);
 }
 
+/*
+ * A request that observes one vTPM (Status, Quote, Measure, Destroy) of an
+ * instance whose Create was acknowledged but whose extends are still running:
+ * it waits (parked on the instance) so nobody sees PCRs that lag the logs.
+ */
+static instance_t *settling_target(vtpmd_t *d, const Vtpmd__VtpmRequest *req)
+{
+        const char *id = NULL;
+        instance_t *inst;
+
+        switch (req->body_case) {
+        case VTPMD__VTPM_REQUEST__BODY_STATUS:
+                id = req->status->container_id;
+                break;
+        case VTPMD__VTPM_REQUEST__BODY_QUOTE:
+                id = req->quote->container_id;
+                break;
+        case VTPMD__VTPM_REQUEST__BODY_MEASURE:
+                id = req->measure->container_id;
+                break;
+        case VTPMD__VTPM_REQUEST__BODY_DESTROY:
+                id = req->destroy->container_id;
+                break;
+        case VTPMD__VTPM_REQUEST__BODY_CREATE:
+        case VTPMD__VTPM_REQUEST__BODY_LIST:
+        case VTPMD__VTPM_REQUEST__BODY__NOT_SET:
+        case _VTPMD__VTPM_REQUEST__BODY__CASE_IS_INT_SIZE:
+        default:
+                return NULL;
+        }
+        inst = id ? registry_find(d, id) : NULL;
+        return inst && inst->settling ? inst : NULL;
+}
+
 void control_handle(vtpmd_t *d, Vtpmd__VtpmRequest *req, control_reply_cb reply, void *conn)
 {
+        instance_t *settling;
         job_t *j;
 
         if (d->stopping) {
@@ -1008,6 +1315,30 @@ void control_handle(vtpmd_t *d, Vtpmd__VtpmRequest *req, control_reply_cb reply,
         if (!j) {
                 vtpmd__vtpm_request__free_unpacked(req, NULL);
                 reply_error(reply, conn, VTPMD__ERROR_CODE__ERR_INTERNAL, "out of memory");
+                return;
+        }
+        settling = settling_target(d, req);
+        if (settling) {
+                job_t **tail = (job_t **)&settling->waiters;
+
+                while (*tail)
+                        tail = &(*tail)->next;
+                *tail = j;
+                return;
+        }
+        dispatch(j);
+}
+
+static void dispatch(job_t *j)
+{
+        vtpmd_t *d = j->d;
+        Vtpmd__VtpmRequest *req = j->req;
+        control_reply_cb reply = j->reply;
+        void *conn = j->conn;
+
+        if (d->stopping) {
+                reply_error(reply, conn, VTPMD__ERROR_CODE__ERR_BUSY, "vtpmd is stopping");
+                job_free(j);
                 return;
         }
         switch (req->body_case) {
@@ -1078,7 +1409,11 @@ static void restart_work(uv_work_t *w)
                 log_warn("%s: the re-adopted vTPM had been reset (empty platform auth); re-extending its log",
                          inst->uid);
         r = 0;
-        if (reset && access(inst->log, F_OK) == 0) {
+        /*
+         * Reset: the whole log again. Not reset (a re-adopted swtpm): vtpmd may have stopped between a Create's
+         * acknowledgement and its extends; vtpm_log_reextend extends what the PCRs lack (nothing when they match).
+         */
+        if (access(inst->log, F_OK) == 0) {
                 r = vtpm_log_reextend(inst->tcti, inst->log);
                 if (r < 0)
                         vtpmd_fmt(j->msg, sizeof(j->msg), "re-extending %s failed: %s", inst->log, cscp_strerror(r));

@@ -73,8 +73,22 @@ void vtpmd_client_free(vtpmd_client_t *c);
 
 /* ---- keys.c ---------------------------------------------------------- */
 
-/* <state_dir>/master.key: 32 random bytes, mode 0600, created on first start; refused if group/other can read it. */
-int keys_master_load_or_create(const char *state_dir, uint8_t ret[VTPMD_MASTER_KEY_LEN]);
+/*
+ * The master key (32 random bytes), sealed to the host TPM (tcti) in
+ * <state_dir>/master.sealed (include/cscp/seal.h). A plain <state_dir>/master.key
+ * of older versions (0600, ours) is sealed and then removed; a new key is made only
+ * when neither exists and no instance holds a wrapped secret. Returns one of
+ * KEYS_MASTER_*; on failure msg names the file and the reason and nothing on disk
+ * was changed.
+ */
+enum {
+        KEYS_MASTER_UNSEALED = 0,      /* from master.sealed */
+        KEYS_MASTER_CREATED = 1,       /* first start: a new key, sealed */
+        KEYS_MASTER_MIGRATED = 2,      /* a plain master.key sealed, then removed */
+        KEYS_MASTER_PLAIN_REMOVED = 3, /* from master.sealed; a leftover identical master.key removed */
+};
+int keys_master_load_or_create(const char *state_dir, const char *tcti, uint8_t ret[VTPMD_MASTER_KEY_LEN], char *msg,
+                               size_t msg_len);
 /* AES-256-GCM under the master key, AAD binds the instance uid. */
 int keys_secret_save(const uint8_t master[VTPMD_MASTER_KEY_LEN], const char *uid,
                      const uint8_t secret[VTPMD_SECRET_LEN], const char *path);
@@ -179,7 +193,7 @@ struct instance {
         unsigned proxy_major, proxy_minor, proxy_rm_major, proxy_rm_minor;
         vtpm_identity_t ident;
         bool have_ident;
-        uv_mutex_t lock; /* workers: one TPM conversation per instance at a time */
+        uv_mutex_t lock; /* workers and the endpoint thread: one TPM conversation per instance at a time */
         rm_tpm_t tpm;    /* under lock: whose contexts swtpm holds; every conversation acquires it first (rm.h) */
         int swtpm_fd;    /* under lock: endpoint.c's connection to swtpm_sock, kept between client commands, or -1 */
         /* process */
@@ -202,6 +216,14 @@ struct instance {
         bool restart_busy, died_again;
         char err[256]; /* last failure, for the reply */
         void *pending; /* the request job waiting on provisioning or on a stop */
+        /*
+         * Create is acknowledged once its records are durable; the TPM extends follow on the same worker, which
+         * holds `lock` throughout (so the endpoint waits). While settling, Status/Quote/Measure/Destroy of this
+         * instance are parked in waiters (control.c) and answered after the extends.
+         */
+        bool settling;
+        void *waiters;
+        uint16_t banks[CSCP_EVENT_MAX_DIGESTS + 1]; /* the vTPM's PCR banks, 0-terminated; under lock, once known */
 };
 
 instance_t *instance_new(vtpmd_t *d, const char *uid);
@@ -294,4 +316,6 @@ void pool_init(vtpmd_t *d);
 instance_t *pool_take(vtpmd_t *d);
 /* Starts background manufacture until the pool holds cfg->pool instances. */
 void pool_refill(vtpmd_t *d);
+/* The same, REFILL_MS later (after a Create settled: off the starting container's way). */
+void pool_refill_soon(vtpmd_t *d);
 void pool_close(vtpmd_t *d);

@@ -607,14 +607,20 @@ int vtpmd_run(const vtpmd_config_t *cfg)
                 s->d.swtpm_path[0] = '\0';
                 log_warn("swtpm binary '%s' not found: every Create will fail until it is installed", cfg->swtpm);
         }
-        r = keys_master_load_or_create(cfg->state_dir, s->d.master);
+        r = keys_master_load_or_create(cfg->state_dir, cfg->tcti, s->d.master, msg, sizeof(msg));
         if (r < 0) {
-                log_error("master key %s/master.key: %s", cfg->state_dir,
-                          r == CSCP_E_STATE ? "not a 0600 regular file of 32 bytes owned by us" : cscp_strerror(r));
+                log_error("master key: %s", msg[0] ? msg : cscp_strerror(r));
                 goto out;
         }
-        if (r == 1)
-                log_info("created the master key %s/master.key", cfg->state_dir);
+        if (r == KEYS_MASTER_CREATED)
+                log_info("created the master key, sealed to the host TPM in %s/master.sealed", cfg->state_dir);
+        else if (r == KEYS_MASTER_MIGRATED)
+                log_info("sealed the master key to the host TPM in %s/master.sealed, removed the plain master.key",
+                         cfg->state_dir);
+        else if (r == KEYS_MASTER_PLAIN_REMOVED)
+                log_info("removed %s/master.key left by an interrupted migration (master.sealed holds the same key)",
+                         cfg->state_dir);
+        msg[0] = '\0';
         r = hostlog_open(s->d.hostlog_path, cfg->tcti, cfg->host_pcr, banks, &s->d.hostlog, msg, sizeof(msg));
         if (r < 0) {
                 log_error("host log %s (host PCR %u, tcti %s): %s%s%s", s->d.hostlog_path, cfg->host_pcr,

@@ -221,6 +221,7 @@ void hook_config_free(hook_config_t *c)
         strv_free(c->ann_keys, c->n_ann);
         strv_free(c->ann_values, c->n_ann);
         strv_free(c->layers, c->n_layers);
+        strv_free(c->cc_hooks, c->n_cc_hooks);
         free(c->dev_rules);
         *c = (hook_config_t){0};
 }
@@ -491,6 +492,51 @@ static int get_device_rules(struct json_object *j, hook_config_t *c, char *err, 
         return 0;
 }
 
+/*
+ * hooks.createContainer: the path of every entry whose args name the
+ * createContainer hook point (ours, or another hook's that takes the same
+ * word: the caller compares paths). Entries that are not objects with a
+ * string path are skipped (the runtime validated them; they are not ours).
+ */
+static int get_cc_hooks(struct json_object *j, hook_config_t *c, char *err, size_t err_len)
+{
+        struct json_object *hooks, *a;
+        size_t n;
+
+        if (!json_object_object_get_ex(j, "hooks", &hooks) || !json_object_is_type(hooks, json_type_object) ||
+            !json_object_object_get_ex(hooks, "createContainer", &a) || !json_object_is_type(a, json_type_array))
+                return 0;
+        n = json_object_array_length(a);
+        if (n > HOOK_MAX_HOOKS)
+                return fail(err, err_len, -E2BIG, "config.json: hooks.createContainer has %zu entries (limit %d)", n,
+                            HOOK_MAX_HOOKS);
+        c->cc_hooks = calloc(n ? n : 1, sizeof(*c->cc_hooks));
+        if (!c->cc_hooks)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *e = json_object_array_get_idx(a, i), *path, *args;
+                bool named = false;
+
+                if (!json_object_is_type(e, json_type_object) || !json_object_object_get_ex(e, "path", &path) ||
+                    !json_object_is_type(path, json_type_string) ||
+                    (size_t)json_object_get_string_len(path) > VTPMD_MAX_STRING ||
+                    !json_object_object_get_ex(e, "args", &args) || !json_object_is_type(args, json_type_array))
+                        continue;
+                for (size_t k = 0; k < json_object_array_length(args) && k < HOOK_MAX_HOOKS; k++) {
+                        struct json_object *s = json_object_array_get_idx(args, k);
+                        named |= json_object_is_type(s, json_type_string) &&
+                                 strcmp(json_object_get_string(s), "createContainer") == 0;
+                }
+                if (!named)
+                        continue;
+                c->cc_hooks[c->n_cc_hooks] = strdup(json_object_get_string(path));
+                if (!c->cc_hooks[c->n_cc_hooks])
+                        return -ENOMEM;
+                c->n_cc_hooks++;
+        }
+        return 0;
+}
+
 int hook_config_parse(const char *buf, size_t len, const char *bundle, hook_config_t *ret, char *err, size_t err_len)
 {
         struct json_object *j = NULL, *process = NULL, *root;
@@ -546,6 +592,9 @@ int hook_config_parse(const char *buf, size_t len, const char *bundle, hook_conf
         if (r < 0)
                 goto out;
         r = get_device_rules(j, &c, err, err_len);
+        if (r < 0)
+                goto out;
+        r = get_cc_hooks(j, &c, err, err_len);
         if (r < 0)
                 goto out;
         *ret = c;

@@ -22,6 +22,7 @@
 #define HOOK_ANNOTATION      "org.cscp.vtpm"    /* required (default) | optional | disabled */
 
 #define HOOK_MAX_DEVICE_RULES 1024 /* linux.resources.devices entries kept from config.json */
+#define HOOK_MAX_HOOKS        64   /* hooks.createContainer entries (and args looked at per entry) */
 
 /* One linux.resources.devices entry (config-linux.md "Allowed Device Cgroup"); -1 = any. */
 typedef struct hook_device_rule {
@@ -63,6 +64,8 @@ typedef struct hook_config {
         hook_mode_t mode;
         hook_device_rule_t *dev_rules; /* linux.resources.devices, in order */
         size_t n_dev_rules;
+        char **cc_hooks; /* hooks.createContainer paths whose args say "createContainer" */
+        size_t n_cc_hooks;
 } hook_config_t;
 
 /* Parses the state JSON (len <= HOOK_STATE_MAX). On failure a message is in err. */

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,6 +449,8 @@ static int proxy_prepare(const hook_t *h, const Vtpmd__Instance *in, char *err, 
         return r < 0 ? r : proxy_cgroup(h, in, err, err_len);
 }
 
+static int mount_early_or_later(const hook_t *h, const char *socket, char *err, size_t err_len);
+
 static int create_runtime(hook_t *h)
 {
         Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
@@ -487,9 +490,12 @@ static int create_runtime(hook_t *h)
                 return failed(h, "%s", err);
         if (resp->body_case == VTPMD__VTPM_RESPONSE__BODY_CREATED) {
                 const Vtpmd__Instance *in = resp->created->instance;
+                int mounted = 0;
                 r = measure_annotations(h, NULL, err, sizeof(err));
                 if (r == 0)
                         r = proxy_prepare(h, in, err, sizeof(err));
+                if (r == 0)
+                        r = mounted = mount_early_or_later(h, in->socket, err, sizeof(err));
                 if (r < 0) {
                         /* Never leave a half-measured vTPM behind. */
                         Vtpmd__VtpmResponse *d = NULL;
@@ -498,9 +504,10 @@ static int create_runtime(hook_t *h)
                                 vtpmd__vtpm_response__free_unpacked(d, NULL);
                         rc = failed(h, "%s (the new vTPM was destroyed again)", err);
                 } else {
-                        msg(h, "", "vTPM ready (%s, swtpm %u, %s, config %s, %zu args, %zu env, %zu annotations)",
+                        msg(h, "", "vTPM ready (%s, swtpm %u, %s, config %s, %zu args, %zu env, %zu annotations)%s",
                             in->socket, in->pid, in->from_pool ? "from the pool" : "manufactured now", h->cfg.digest,
-                            h->cfg.n_args, h->cfg.n_env, h->cfg.n_ann);
+                            h->cfg.n_args, h->cfg.n_env, h->cfg.n_ann,
+                            mounted > 0 ? "; endpoint mounted in the container" : "");
                         rc = 0;
                 }
                 vtpmd__vtpm_response__free_unpacked(resp, NULL);
@@ -520,9 +527,13 @@ static int create_runtime(hook_t *h)
                                  "meanwhile?)");
                 if (r > 0) {
                         r = proxy_prepare(h, st->status->instance, err, sizeof(err));
-                        vtpmd__vtpm_response__free_unpacked(st, NULL);
                         if (r == 0)
                                 r = measure_annotations(h, facts.ann_present, err, sizeof(err));
+                        if (r == 0)
+                                r = mount_early_or_later(h, st->status->instance->socket, err, sizeof(err));
+                        if (r > 0)
+                                r = 0;
+                        vtpmd__vtpm_response__free_unpacked(st, NULL);
                         if (r == 0) {
                                 free(facts.ann_present);
                                 msg(h, "", "already has its vTPM for this config (%s): nothing to do", h->cfg.digest);
@@ -669,6 +680,148 @@ out:
         return r;
 }
 
+/* The endpoint directory of a socket path vtpmd reported (<run>/vtpm/<id>/tpm.sock). */
+static int endpoint_of(const char *socket, char *ret, size_t len)
+{
+        char *slash;
+
+        if (!socket || vtpmd_fmt(ret, len, "%s", socket) < 0)
+                return -EINVAL;
+        slash = strrchr(ret, '/');
+        if (!slash || slash == ret)
+                return -EINVAL;
+        *slash = '\0';
+        return 0;
+}
+
+/*
+ * createRuntime: runc runs it after `runc init` set up the container's mount
+ * namespace and its mounts, before pivot_root (the same point as
+ * createContainer, seen from outside), with the state's pid = runc init's
+ * pid on the host. Joining that mount namespace (setns) lets this hook make
+ * the bind mount itself, which saves the createContainer hook a round trip
+ * to vtpmd (it then finds the mount in place). Done only when the state's
+ * process has a mount namespace of its own and the container root is
+ * already a mount in it (runc bind-mounts it onto itself first); otherwise
+ * createContainer mounts as before. 1 mounted (or already), 0 left to
+ * createContainer, < 0 failed (message in err). The hook exits soon after:
+ * it never goes back to the host's namespace.
+ */
+static int mount_early(const hook_t *h, const char *socket, const char **why, char *err, size_t err_len)
+{
+        char endpoint[PATH_MAX], ns[64];
+        struct stat self, target, init;
+        struct statx stx;
+        int fd, r;
+
+        *why = "the vtpm-proxy frontend makes device nodes at createContainer";
+        if (h->vtpm_proxy)
+                return 0;
+        *why = "the state has no pid";
+        if (h->st.pid <= 0 || endpoint_of(socket, endpoint, sizeof(endpoint)) < 0)
+                return 0;
+        snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", (int)h->st.pid);
+        *why = "the state's pid shares the hook's mount namespace";
+        if (stat("/proc/self/ns/mnt", &self) < 0 || stat(ns, &target) < 0 ||
+            (self.st_dev == target.st_dev && self.st_ino == target.st_ino))
+                return 0;
+        /* Never the host's namespace (pid 1's): a mount there would be left on the host. */
+        /*
+         * Never the host's namespace: not pid 1's (when we may look at it) nor the runtime's (our parent's, which
+         * created the container's): a mount there would be left on the host.
+         */
+        *why = "the state's pid is in pid 1's or the runtime's mount namespace";
+        if (stat("/proc/1/ns/mnt", &init) == 0 && init.st_dev == target.st_dev && init.st_ino == target.st_ino)
+                return 0;
+        snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", (int)getppid());
+        if (stat(ns, &init) < 0 || (init.st_dev == target.st_dev && init.st_ino == target.st_ino))
+                return 0;
+        snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", (int)h->st.pid);
+        *why = "joining the state's mount namespace is not allowed";
+        fd = open(ns, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        r = setns(fd, CLONE_NEWNS);
+        close(fd);
+        if (r < 0)
+                return 0; /* not allowed here: createContainer mounts from inside */
+        *why = "the container root is not a mount in the container's namespace yet";
+        if (statx(AT_FDCWD, h->cfg.root, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0 ||
+            !(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) || !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+                return 0; /* the root is not set up yet: createContainer mounts */
+        *why = NULL;
+        r = mount_endpoint(h, endpoint, err, err_len);
+        return r < 0 ? r : 1;
+}
+
+/* Whether config.json runs this very binary at createContainer (then it can mount what createRuntime could not). */
+static bool own_create_container_hook(const hook_t *h)
+{
+        char self[PATH_MAX], other[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+        if (n <= 0)
+                return false;
+        self[n] = '\0';
+        for (size_t i = 0; i < h->cfg.n_cc_hooks; i++)
+                if (realpath(h->cfg.cc_hooks[i], other) && strcmp(self, other) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * mount_early, and when it could not mount: fine if createContainer will
+ * (config.json runs this hook there), else a failure (no container runs
+ * believing it has a vTPM it cannot reach).
+ */
+static int mount_early_or_later(const hook_t *h, const char *socket, char *err, size_t err_len)
+{
+        const char *why = NULL;
+        int r = mount_early(h, socket, &why, err, err_len);
+
+        if (r != 0 || h->vtpm_proxy || own_create_container_hook(h))
+                return r;
+        snprintf(err, err_len,
+                 "the vTPM endpoint cannot be mounted from createRuntime here (pid %d: %s) and config.json has no "
+                 "createContainer hook of cscp-oci-hook to mount it; add one (docs/oci-hook.md)",
+                 (int)h->st.pid, why ? why : "?");
+        return -EPERM;
+}
+
+/*
+ * createContainer without vtpmd: 1 when the mount point already is the
+ * endpoint directory (createRuntime mounted it in this container's own,
+ * fresh mount namespace after checking the vTPM, or this is a retry). The
+ * endpoint is looked for where vtpmd puts it: <run-dir>/vtpm/<id>, run-dir
+ * being the control socket's directory; 0 otherwise (then Status says where).
+ */
+static int already_mounted(const hook_t *h)
+{
+        char endpoint[PATH_MAX], err[256];
+        struct stat src, dst;
+        const char *slash = strrchr(h->socket, '/');
+        int rootfd, fd;
+
+        if (!slash ||
+            vtpmd_fmt(endpoint, sizeof(endpoint), "%.*s/vtpm/%s", (int)(slash - h->socket), h->socket, h->st.id) < 0)
+                return 0;
+        if (stat(endpoint, &src) < 0 || !S_ISDIR(src.st_mode))
+                return 0;
+        rootfd = open(h->cfg.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return 0;
+        fd = open_beneath(rootfd, h->mount_point + 1, false, err, sizeof(err));
+        close(rootfd);
+        if (fd < 0)
+                return 0;
+        if (fstat(fd, &dst) < 0 || dst.st_dev != src.st_dev || dst.st_ino != src.st_ino) {
+                close(fd);
+                return 0;
+        }
+        close(fd);
+        return 1;
+}
+
 /*
  * --frontend vtpm-proxy: /dev/tpm0 and /dev/tpmrm0 in the container's /dev
  * (opened beneath the root without following symlinks, made if missing) with
@@ -736,6 +889,10 @@ static int create_container(hook_t *h)
 
         if (h->vtpm_proxy)
                 return create_container_proxy(h);
+        if (already_mounted(h)) {
+                msg(h, "", "the vTPM endpoint is mounted at %s already (by createRuntime)", h->mount_point);
+                return 0;
+        }
         r = vtpm_of_this_config(h, &facts, &st, err, sizeof(err));
         if (r == 0)
                 return failed(h, "vtpmd has no vTPM for this container (did the createRuntime hook run?)");

@@ -14,8 +14,9 @@
  *   - anything else: CSCP_E_STATE with the PCR, the bank, both values and
  *     the record count. Never papered over: the log was edited, another
  *     writer extends the PCR, or the log is from an earlier boot.
- * Banks are looked at one by one because they are extended one by one, so a
- * stop between two banks of one record leaves some at R(n-1), some at R(n).
+ * Banks are looked at one by one: vtpmd extends every bank of a record in one
+ * TPM2_PCR_Extend now, but logs written by versions that extended bank by
+ * bank may have stopped between two banks (some at R(n-1), some at R(n)).
  *
  * A tail that is not a whole record (a crash in the middle of write(), or
  * damage after the last whole record) is cut off -- ftruncate back to the
@@ -70,6 +71,7 @@ struct hostlog {
         uint64_t next_recnum;
         uint64_t size; /* bytes of whole records = where the next one starts */
         bool broken;   /* an append failed after its record may have reached the file */
+        bool pending;  /* the last record is written and fsynced, its extend not done yet (lock held) */
 };
 
 static void msg_set(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -504,19 +506,43 @@ static int write_all(int fd, const uint8_t *p, size_t len)
         return 0;
 }
 
-static int append(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields, bool extend)
+/* Extends the record the last append wrote (p), then drops the lock append took. */
+static int extend_pending(hostlog_t *h, const hostlog_pending_t *p)
+{
+        cscp_tpm_t *t = NULL;
+        int r;
+
+        /* From here on the record is in the log; any failure leaves it for the reconciliation. */
+        r = cscp_tpm_open(h->tcti, &t);
+        if (r == 0)
+                r = vtpm_pcr_extend_record(t, h->pcr, p->d, p->n); /* every bank in one command */
+        if (r < 0) {
+                log_debug("%s: record %" PRIu64 " is logged but extending PCR %u failed: %s", h->path, p->recnum,
+                          h->pcr, cscp_strerror(r));
+                h->broken = true;
+        }
+        cscp_tpm_free(t);
+        h->pending = false;
+        (void)flock(h->fd, LOCK_UN);
+        return r;
+}
+
+static int append(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields, bool extend,
+                  hostlog_pending_t *ret_pending)
 {
         cscp_event_digest_t d[CSCP_EVENT_MAX_DIGESTS];
+        hostlog_pending_t p = {0};
         uint8_t *rec = NULL;
         size_t n_d = 0, len = 0;
-        cscp_tpm_t *t = NULL;
         struct stat st;
         int r;
 
         if (!h)
                 return -EINVAL;
-        if (h->broken) {
-                log_debug("%s: an earlier append failed; reopen the log to reconcile it", h->path);
+        if (h->broken || h->pending) {
+                log_debug("%s: %s", h->path,
+                          h->pending ? "the last record is not extended yet"
+                                     : "an earlier append failed; reopen the log to reconcile it");
                 return CSCP_E_STATE;
         }
         r = vtpm_log_record(h->next_recnum, h->pcr, h->banks, kind, fields, n_fields, d, &n_d, &rec, &len);
@@ -554,29 +580,45 @@ static int append(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t
                 r = 0;
                 goto out_unlock;
         }
-        /* From here on the record is in the log; any failure leaves it for the reconciliation. */
-        r = cscp_tpm_open(h->tcti, &t);
-        for (size_t i = 0; r == 0 && i < n_d; i++)
-                r = cscp_tpm_pcr_extend(t, h->pcr, d[i].alg, d[i].digest, d[i].size);
-        if (r < 0) {
-                log_debug("%s: record %" PRIu64 " is logged but extending PCR %u failed: %s", h->path,
-                          h->next_recnum - 1, h->pcr, cscp_strerror(r));
-                h->broken = true;
+        p.n = n_d;
+        p.recnum = h->next_recnum - 1;
+        memcpy(p.d, d, sizeof(p.d));
+        h->pending = true;
+        free(rec);
+        if (ret_pending) {
+                /* The caller extends it (hostlog_extend_pending); the lock stays held until then. */
+                *ret_pending = p;
+                return 0;
         }
+        return extend_pending(h, &p);
 out_unlock:
         (void)flock(h->fd, LOCK_UN);
 out:
-        cscp_tpm_free(t);
         free(rec);
         return r;
 }
 
 int hostlog_append(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields)
 {
-        return append(h, kind, fields, n_fields, true);
+        return append(h, kind, fields, n_fields, true, NULL);
+}
+
+int hostlog_append_deferred(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields,
+                            hostlog_pending_t *ret)
+{
+        if (!ret)
+                return -EINVAL;
+        return append(h, kind, fields, n_fields, true, ret);
+}
+
+int hostlog_extend_pending(hostlog_t *h, const hostlog_pending_t *p)
+{
+        if (!h || !p || !h->pending)
+                return -EINVAL;
+        return extend_pending(h, p);
 }
 
 int hostlog_append_no_extend(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields)
 {
-        return append(h, kind, fields, n_fields, false);
+        return append(h, kind, fields, n_fields, false, NULL);
 }

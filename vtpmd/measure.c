@@ -138,47 +138,92 @@ fail:
         return r;
 }
 
-/* Appends items as records (one write, one fsync), then extends them in order. */
-static int measure_items(const char *tcti, const char *log_path, const item_t *items, size_t n_items)
-{
-        uint16_t banks[CSCP_EVENT_MAX_DIGESTS + 1] = {0};
-        cscp_event_digest_t(*dig)[CSCP_EVENT_MAX_DIGESTS] = NULL;
-        size_t *n_dig = NULL, n_banks = 0, len = 0, cap = 0;
-        uint8_t *buf = NULL;
-        uint64_t recnum = 0;
-        cscp_tpm_t *t = NULL;
-        off_t start = 0;
-        int fd = -1, r;
+/* What a write-ahead append left to extend: the records' PCRs and digests, in log order. */
+struct vtpm_pending {
+        int fd;      /* the container log, flock held until the extends are done (or given up) */
+        off_t start; /* where the records begin (-1 once they are acknowledged as durable) */
+        bool synced;
+        uint64_t recnum;
+        size_t n;
+        uint32_t *pcr;
+        cscp_event_digest_t (*dig)[CSCP_EVENT_MAX_DIGESTS];
+        size_t *n_dig;
+};
 
-        if (!tcti || !log_path)
+void vtpm_pending_free(vtpm_pending_t *p)
+{
+        if (!p)
+                return;
+        if (p->fd >= 0 && !p->synced && p->start >= 0 && ftruncate(p->fd, p->start) == 0)
+                (void)fsync(p->fd); /* written, never made durable, never extended: taken back */
+        if (p->fd >= 0)
+                close(p->fd); /* drops the lock */
+        free(p->pcr);
+        free(p->dig);
+        free(p->n_dig);
+        free(p);
+}
+
+int vtpm_pcr_banks(const char *vtpm_tcti, uint16_t ret[CSCP_EVENT_MAX_DIGESTS + 1])
+{
+        cscp_tpm_t *t = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!vtpm_tcti || !ret)
                 return -EINVAL;
-        r = cscp_tpm_open(tcti, &t);
+        r = cscp_tpm_open(vtpm_tcti, &t);
         if (r < 0)
                 return r;
-        r = cscp_tpm_pcr_banks(t, banks, CSCP_EVENT_MAX_DIGESTS, &n_banks);
-        if (r < 0)
-                goto out;
-        if (n_banks == 0) {
+        memset(ret, 0, (CSCP_EVENT_MAX_DIGESTS + 1) * sizeof(*ret));
+        r = cscp_tpm_pcr_banks(t, ret, CSCP_EVENT_MAX_DIGESTS, &n);
+        if (r == 0 && n == 0)
                 r = CSCP_E_UNSUPPORTED;
-                goto out;
-        }
-        dig = calloc(n_items, sizeof(*dig));
-        n_dig = calloc(n_items, sizeof(*n_dig));
-        if (!dig || !n_dig) {
+        if (r == 0)
+                ret[n] = 0;
+        cscp_tpm_free(t);
+        return r;
+}
+
+/* Appends items as records to the log: one write, and one fsync unless !sync; nothing extended yet. */
+static int items_log(const char *log_path, const uint16_t *banks, const item_t *items, size_t n_items, bool sync,
+                     vtpm_pending_t **ret)
+{
+        vtpm_pending_t *p = NULL;
+        size_t len = 0, cap = 0;
+        uint8_t *buf = NULL;
+        uint64_t recnum = 0;
+        off_t start = 0;
+        int r;
+
+        if (!log_path || !banks || !banks[0] || !ret)
+                return -EINVAL;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->fd = -1;
+        p->start = -1;
+        p->n = n_items;
+        p->pcr = calloc(n_items ? n_items : 1, sizeof(*p->pcr));
+        p->dig = calloc(n_items ? n_items : 1, sizeof(*p->dig));
+        p->n_dig = calloc(n_items ? n_items : 1, sizeof(*p->n_dig));
+        if (!p->pcr || !p->dig || !p->n_dig) {
                 r = -ENOMEM;
                 goto out;
         }
-        fd = log_open_locked(log_path, O_RDWR | O_CREAT | O_APPEND, &recnum, NULL, NULL);
-        if (fd < 0) {
-                r = fd;
+        p->fd = log_open_locked(log_path, O_RDWR | O_CREAT | O_APPEND, &recnum, NULL, NULL);
+        if (p->fd < 0) {
+                r = p->fd;
                 goto out;
         }
+        p->recnum = recnum;
         for (size_t i = 0; i < n_items; i++) {
                 uint8_t *rec = NULL;
                 size_t rec_len = 0;
 
-                r = vtpm_log_record(recnum + i, items[i].pcr, banks, items[i].kind, items[i].f, items[i].n, dig[i],
-                                    &n_dig[i], &rec, &rec_len);
+                p->pcr[i] = items[i].pcr;
+                r = vtpm_log_record(recnum + i, items[i].pcr, banks, items[i].kind, items[i].f, items[i].n, p->dig[i],
+                                    &p->n_dig[i], &rec, &rec_len);
                 if (r < 0)
                         goto out;
                 if (rec_len > CREATE_MAX_BYTES - len) {
@@ -206,37 +251,109 @@ static int measure_items(const char *tcti, const char *log_path, const item_t *i
                 free(rec);
         }
 
-        start = lseek(fd, 0, SEEK_END);
+        start = lseek(p->fd, 0, SEEK_END);
         if (start < 0) {
                 r = -errno;
                 goto out;
         }
-        r = write_all(fd, buf, len);
-        if (r == 0 && fsync(fd) < 0)
+        r = write_all(p->fd, buf, len);
+        if (r == 0 && sync && fsync(p->fd) < 0)
                 r = -errno;
         if (r < 0) {
                 /* Nothing was extended yet: take the records back. */
-                if (ftruncate(fd, start) == 0)
-                        (void)fsync(fd);
+                if (ftruncate(p->fd, start) == 0)
+                        (void)fsync(p->fd);
                 goto out;
         }
-        for (size_t i = 0; i < n_items; i++)
-                for (size_t k = 0; k < n_dig[i]; k++) {
-                        r = cscp_tpm_pcr_extend(t, items[i].pcr, dig[i][k].alg, dig[i][k].digest, dig[i][k].size);
-                        if (r < 0) {
-                                log_debug("%s: record %" PRIu64 " logged but not extended: %s", log_path, recnum + i,
-                                          cscp_strerror(r));
-                                goto out;
-                        }
-                }
+        p->start = start;
+        p->synced = sync;
+        *ret = p;
+        p = NULL;
         r = 0;
 out:
-        if (fd >= 0)
-                close(fd); /* drops the lock */
-        cscp_tpm_free(t);
+        vtpm_pending_free(p);
         free(buf);
-        free(dig);
-        free(n_dig);
+        return r;
+}
+
+int vtpm_pcr_extend_record(cscp_tpm_t *t, uint32_t pcr, const cscp_event_digest_t *d, size_t n)
+{
+        TPML_DIGEST_VALUES v = {0};
+        TSS2_RC rc;
+
+        if (!t || (n && !d) || n > TPM2_NUM_PCR_BANKS || pcr >= CSCP_PCR_COUNT)
+                return -EINVAL;
+        for (size_t k = 0; k < n; k++) {
+                if (d[k].size != cscp_hash_alg_size(d[k].alg) || d[k].size > sizeof(v.digests[0].digest))
+                        return -EINVAL;
+                v.digests[k].hashAlg = d[k].alg;
+                memcpy(&v.digests[k].digest, d[k].digest, d[k].size);
+        }
+        v.count = (UINT32)n;
+        rc = Esys_PCR_Extend(cscp_tpm_esys(t), ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &v);
+        if (rc != TSS2_RC_SUCCESS) {
+                log_debug("PCR_Extend of PCR %u (%zu banks): 0x%08x", pcr, n, (unsigned)rc);
+                return CSCP_E_TPM;
+        }
+        return 0;
+}
+
+/* Extends what items_log wrote, in log order: one TPM2_PCR_Extend per record, every bank in it. */
+static int pending_extend(cscp_tpm_t *t, const vtpm_pending_t *p)
+{
+        for (size_t i = 0; i < p->n; i++) {
+                int r = vtpm_pcr_extend_record(t, p->pcr[i], p->dig[i], p->n_dig[i]);
+                if (r < 0) {
+                        log_debug("record %" PRIu64 " logged but not extended: %s", p->recnum + i, cscp_strerror(r));
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int vtpm_pending_extend(const char *vtpm_tcti, vtpm_pending_t *p)
+{
+        cscp_tpm_t *t = NULL;
+        int r;
+
+        if (!vtpm_tcti || !p)
+                return -EINVAL;
+        r = cscp_tpm_open(vtpm_tcti, &t);
+        if (r == 0)
+                r = pending_extend(t, p);
+        cscp_tpm_free(t);
+        return r;
+}
+
+/* Appends items as records (one write, one fsync), then extends them in order. */
+static int measure_items(const char *tcti, const char *log_path, const item_t *items, size_t n_items)
+{
+        uint16_t banks[CSCP_EVENT_MAX_DIGESTS + 1] = {0};
+        vtpm_pending_t *p = NULL;
+        cscp_tpm_t *t = NULL;
+        size_t n_banks = 0;
+        int r;
+
+        if (!tcti || !log_path)
+                return -EINVAL;
+        r = cscp_tpm_open(tcti, &t);
+        if (r < 0)
+                return r;
+        r = cscp_tpm_pcr_banks(t, banks, CSCP_EVENT_MAX_DIGESTS, &n_banks);
+        if (r < 0)
+                goto out;
+        if (n_banks == 0) {
+                r = CSCP_E_UNSUPPORTED;
+                goto out;
+        }
+        banks[n_banks] = 0;
+        r = items_log(log_path, banks, items, n_items, true, &p);
+        if (r < 0)
+                goto out;
+        r = pending_extend(t, p);
+out:
+        vtpm_pending_free(p);
+        cscp_tpm_free(t);
         return r;
 }
 
@@ -259,11 +376,10 @@ static bool str_ok(const char *s, size_t max)
         return s && strnlen(s, max + 1) <= max;
 }
 
-int vtpm_measure_create(const char *vtpm_tcti, const char *log_path, const vtpm_create_measurements_t *m)
+static int create_items(const vtpm_create_measurements_t *m, item_t **ret, size_t *ret_n)
 {
         item_t *items = NULL;
         size_t n = 0, total = 0, max;
-        int r;
 
         if (!m || !m->container_id || (m->n_args && !m->args) || (m->n_env && !m->env) || (m->n_layers && !m->layers))
                 return -EINVAL;
@@ -355,9 +471,46 @@ int vtpm_measure_create(const char *vtpm_tcti, const char *log_path, const vtpm_
                 item_add_str(it, CSCP_CM_F_EVENT, "create");
                 item_add_str(it, CSCP_CM_F_CONTAINER_ID, m->container_id);
         }
+        *ret = items;
+        *ret_n = n;
+        return 0;
+}
+
+int vtpm_measure_create(const char *vtpm_tcti, const char *log_path, const vtpm_create_measurements_t *m)
+{
+        item_t *items = NULL;
+        size_t n = 0;
+        int r = create_items(m, &items, &n);
+
+        if (r < 0)
+                return r;
         r = measure_items(vtpm_tcti, log_path, items, n);
         free(items);
         return r;
+}
+
+int vtpm_measure_create_log(const char *log_path, const uint16_t *banks, const vtpm_create_measurements_t *m,
+                            vtpm_pending_t **ret)
+{
+        item_t *items = NULL;
+        size_t n = 0;
+        int r = create_items(m, &items, &n);
+
+        if (r < 0)
+                return r;
+        r = items_log(log_path, banks, items, n, false, ret);
+        free(items);
+        return r;
+}
+
+int vtpm_pending_sync(vtpm_pending_t *p)
+{
+        if (!p || p->fd < 0)
+                return -EINVAL;
+        if (fsync(p->fd) < 0)
+                return -errno;
+        p->synced = true;
+        return 0;
 }
 
 /* --- re-extension after a vTPM restart ---------------------------------------------------------- */
@@ -407,12 +560,99 @@ out:
         return r;
 }
 
+/* The vTPM's values of the PCRs the log uses, in every bank it has (rp's banks). */
+static int pcrs_read(cscp_tpm_t *t, const cscp_replay_t *rp, uint32_t used, cscp_pcr_value_t **ret, size_t *ret_n)
+{
+        TPML_PCR_SELECTION sel = {0};
+
+        for (size_t b = 0; b < CSCP_EVENT_MAX_DIGESTS; b++) {
+                TPMS_PCR_SELECTION *s;
+
+                if (!rp->bank_present[b])
+                        continue;
+                s = &sel.pcrSelections[sel.count++];
+                s->hash = rp->banks[b];
+                s->sizeofSelect = 3;
+                for (unsigned p = 0; p < CSCP_PCR_COUNT; p++)
+                        if (used & (1u << p))
+                                s->pcrSelect[p / 8] |= (uint8_t)(1u << (p % 8));
+        }
+        return cscp_tpm_pcr_read(t, &sel, ret, ret_n);
+}
+
+/* The index in vals of (alg, pcr), or -1. */
+static ssize_t val_index(const cscp_pcr_value_t *vals, size_t n, uint16_t alg, uint32_t pcr)
+{
+        for (size_t i = 0; i < n; i++)
+                if (vals[i].hash_alg == alg && vals[i].index == pcr)
+                        return (ssize_t)i;
+        return -1;
+}
+
+/*
+ * Per PCR and bank, how many of the log's records the vTPM already holds:
+ * upto[i] = k when vals[i] equals the replay of the first k records (counted
+ * over the whole log; records of other PCRs do not change it), -1 when it
+ * equals no prefix.
+ */
+static int prefixes_find(int fd, const cscp_pcr_value_t *vals, size_t n, int64_t *upto)
+{
+        cscp_eventlog_opts_t opts = {.max_record = VTPM_LOG_MAX_RECORD, .max_events = VTPM_LOG_MAX_RECORDS};
+        cscp_eventlog_t *l = NULL;
+        const cscp_event_t *ev;
+        cscp_replay_t *rp = NULL;
+        uint64_t i = 0;
+        int r;
+
+        for (size_t k = 0; k < n; k++) {
+                uint8_t init[CSCP_EVENT_MAX_DIGEST];
+
+                memset(init, vals[k].index >= 17 && vals[k].index <= 22 ? 0xff : 0, sizeof(init));
+                upto[k] = CRYPTO_memcmp(vals[k].value, init, vals[k].size) == 0 ? 0 : -1;
+        }
+        rp = malloc(sizeof(*rp));
+        if (!rp)
+                return -ENOMEM;
+        cscp_replay_init(rp);
+        if (lseek(fd, 0, SEEK_SET) < 0) {
+                r = -errno;
+                goto out;
+        }
+        r = cscp_eventlog_open_fd(fd, CSCP_EVENTLOG_CEL_TLV, &opts, NULL, &l);
+        if (r < 0)
+                goto out;
+        while ((r = cscp_eventlog_next(l, &ev)) > 0) {
+                i++;
+                r = cscp_replay_extend(rp, ev);
+                if (r < 0)
+                        break;
+                for (size_t k = 0; k < ev->n_digests; k++) {
+                        uint8_t v[CSCP_EVENT_MAX_DIGEST];
+                        size_t len = 0;
+                        ssize_t m = val_index(vals, n, ev->digests[k].alg, ev->pcr);
+
+                        if (m < 0 || cscp_replay_pcr(rp, ev->digests[k].alg, ev->pcr, v, &len) < 0)
+                                continue;
+                        if (len == vals[m].size && CRYPTO_memcmp(vals[m].value, v, len) == 0)
+                                upto[m] = (int64_t)i;
+                }
+        }
+out:
+        cscp_eventlog_free(l);
+        free(rp);
+        return r;
+}
+
 int vtpm_log_reextend(const char *vtpm_tcti, const char *log_path)
 {
         cscp_eventlog_opts_t opts = {.max_record = VTPM_LOG_MAX_RECORD, .max_events = VTPM_LOG_MAX_RECORDS};
         cscp_eventlog_t *l = NULL;
         const cscp_event_t *ev;
         cscp_replay_t *rp = NULL;
+        cscp_pcr_value_t *vals = NULL;
+        int64_t *upto = NULL;
+        size_t n_vals = 0;
+        uint64_t i = 0, todo = 0;
         vtpm_log_scan_t s;
         cscp_tpm_t *t = NULL;
         pcrs_state_t st;
@@ -443,11 +683,25 @@ int vtpm_log_reextend(const char *vtpm_tcti, const char *log_path)
                 r = 0;
                 goto out;
         }
-        if (st != PCRS_RESET) {
-                log_debug("%s: the vTPM's PCRs are neither reset nor the log's replay: refusing to extend", log_path);
-                r = CSCP_E_STATE;
+        /* Reset (a restart), or some records written but not extended (a stop between the two). */
+        r = pcrs_read(t, rp, s.pcrs_used, &vals, &n_vals);
+        if (r < 0)
+                goto out;
+        upto = calloc(n_vals ? n_vals : 1, sizeof(*upto));
+        if (!upto) {
+                r = -ENOMEM;
                 goto out;
         }
+        r = prefixes_find(fd, vals, n_vals, upto);
+        if (r < 0)
+                goto out;
+        for (size_t k = 0; k < n_vals; k++)
+                if (upto[k] < 0) {
+                        log_debug("%s: PCR %u bank 0x%04x of the vTPM is no prefix of the log: refusing to extend",
+                                  log_path, vals[k].index, vals[k].hash_alg);
+                        r = CSCP_E_STATE;
+                        goto out;
+                }
         if (lseek(fd, 0, SEEK_SET) < 0) {
                 r = -errno;
                 goto out;
@@ -457,11 +711,18 @@ int vtpm_log_reextend(const char *vtpm_tcti, const char *log_path)
                 goto out;
         while ((r = cscp_eventlog_next(l, &ev)) > 0) {
                 for (size_t k = 0; k < ev->n_digests && r > 0; k++) {
-                        int e = cscp_tpm_pcr_extend(t, ev->pcr, ev->digests[k].alg, ev->digests[k].digest,
-                                                    ev->digests[k].size);
+                        ssize_t m = val_index(vals, n_vals, ev->digests[k].alg, ev->pcr);
+                        int e;
+
+                        if (m >= 0 && (int64_t)i < upto[m])
+                                continue; /* the vTPM holds it already */
+                        e = cscp_tpm_pcr_extend(t, ev->pcr, ev->digests[k].alg, ev->digests[k].digest,
+                                                ev->digests[k].size);
+                        todo++;
                         if (e < 0)
                                 r = e;
                 }
+                i++;
                 if (r < 0)
                         break;
         }
@@ -469,6 +730,7 @@ int vtpm_log_reextend(const char *vtpm_tcti, const char *log_path)
                 log_debug("%s: re-extending: %s %s", log_path, cscp_strerror(r), cscp_eventlog_error(l));
                 goto out;
         }
+        log_debug("%s: %" PRIu64 " digests extended again", log_path, todo);
         r = pcrs_compare(t, rp, s.pcrs_used, &st);
         if (r == 0 && st != PCRS_REPLAYED)
                 r = CSCP_E_STATE; /* something else extended meanwhile */
@@ -476,6 +738,8 @@ out:
         cscp_eventlog_free(l);
         cscp_tpm_free(t);
         close(fd);
+        free(vals);
+        free(upto);
         free(rp);
         return r;
 }

@@ -5,7 +5,10 @@
  * A pool instance lives in <state>/instances/<uid> with meta state "pool"
  * and serves on <run>/vtpm-pool/<uid>/tpm.sock; Create moves its sockets
  * to <run>/vtpm/<id>/ and records the binding. Taking one starts a refill
- * in the background; a failed manufacture is retried after a pause.
+ * in the background once that Create has settled and a little later
+ * (pool_refill_soon): manufacturing (swtpm start, key generation, EK
+ * certificate) is CPU work that would otherwise compete with the container
+ * that is starting right then. A failed manufacture is retried after a pause.
  */
 #include <stdio.h>
 
@@ -14,10 +17,11 @@
 #include "error.h"
 #include "log.h"
 
-#define RETRY_MS 5000
+#define RETRY_MS  5000
+#define REFILL_MS 100 /* after a Create settled: past the container's start */
 
-static uv_timer_t retry_timer;
-static bool retry_timer_open;
+static uv_timer_t retry_timer, refill_timer;
+static bool retry_timer_open, refill_timer_open;
 
 static void retry_cb(uv_timer_t *t)
 {
@@ -30,6 +34,20 @@ void pool_init(vtpmd_t *d)
         retry_timer.data = d;
         retry_timer_open = true;
         uv_unref((uv_handle_t *)&retry_timer); /* never keeps the loop alive on its own */
+        uv_timer_init(d->loop, &refill_timer);
+        refill_timer.data = d;
+        refill_timer_open = true;
+        uv_unref((uv_handle_t *)&refill_timer);
+}
+
+void pool_refill_soon(vtpmd_t *d)
+{
+        if (!refill_timer_open || d->stopping) {
+                pool_refill(d);
+                return;
+        }
+        if (!uv_is_active((uv_handle_t *)&refill_timer))
+                uv_timer_start(&refill_timer, retry_cb, REFILL_MS, 0);
 }
 
 void pool_close(vtpmd_t *d)
@@ -38,6 +56,10 @@ void pool_close(vtpmd_t *d)
         if (retry_timer_open) {
                 uv_close((uv_handle_t *)&retry_timer, NULL);
                 retry_timer_open = false;
+        }
+        if (refill_timer_open) {
+                uv_close((uv_handle_t *)&refill_timer, NULL);
+                refill_timer_open = false;
         }
 }
 

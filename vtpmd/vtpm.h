@@ -96,6 +96,22 @@ int hostlog_open(const char *path, const char *host_tcti, uint32_t pcr, const ui
                  char *ret_msg, size_t msg_len);
 int hostlog_append(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields);
 void hostlog_close(hostlog_t *h);
+/*
+ * Write-ahead in two steps, so a caller can acknowledge once the record is
+ * durable and extend right after: hostlog_append_deferred appends and fsyncs
+ * (nothing extended yet; the log's flock stays held and further appends are
+ * refused), hostlog_extend_pending extends it and releases the lock. A crash
+ * in between leaves exactly one record ahead of the PCR, which hostlog_open
+ * extends (reconciliation).
+ */
+typedef struct hostlog_pending {
+        uint64_t recnum;
+        size_t n;
+        cscp_event_digest_t d[CSCP_EVENT_MAX_DIGESTS];
+} hostlog_pending_t;
+int hostlog_append_deferred(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields,
+                            hostlog_pending_t *ret);
+int hostlog_extend_pending(hostlog_t *h, const hostlog_pending_t *p);
 /* Test hook: append and fsync the record but do not extend (a crash between the two). */
 int hostlog_append_no_extend(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields);
 
@@ -148,10 +164,36 @@ typedef struct vtpm_create_measurements {
         const char *image_name; /* LAYER name field when known */
 } vtpm_create_measurements_t;
 
+/*
+ * The Create measurements in steps (write-ahead, acknowledged in between):
+ * vtpm_measure_create_log appends every record to the container log in one
+ * write and returns what is left to extend (the log's flock stays held by
+ * it); vtpm_pending_sync fsyncs them (separate, so the caller can write other
+ * logs first and their fsyncs share a journal commit); vtpm_pending_extend
+ * extends them into the vTPM in log order. vtpm_pending_free releases the
+ * lock (and frees) in any case, and takes back records never synced. The
+ * banks are the vTPM's allocated PCR banks (vtpm_pcr_banks), 0-terminated.
+ * A stop in between leaves the log ahead of the PCRs; vtpm_log_reextend
+ * extends the records the PCRs lack.
+ */
+typedef struct vtpm_pending vtpm_pending_t;
+int vtpm_pcr_banks(const char *vtpm_tcti, uint16_t ret[CSCP_EVENT_MAX_DIGESTS + 1]);
+int vtpm_measure_create_log(const char *log_path, const uint16_t *banks, const vtpm_create_measurements_t *m,
+                            vtpm_pending_t **ret);
+int vtpm_pending_sync(vtpm_pending_t *p);
+/* One TPM2_PCR_Extend of pcr with a record's digests, one per bank (all banks in one command). */
+int vtpm_pcr_extend_record(cscp_tpm_t *t, uint32_t pcr, const cscp_event_digest_t *d, size_t n);
+int vtpm_pending_extend(const char *vtpm_tcti, vtpm_pending_t *p);
+void vtpm_pending_free(vtpm_pending_t *p);
 /* Appends one CM_TLV record to the container log (fsync) and extends it into the vTPM's PCR. */
 int vtpm_measure(const char *vtpm_tcti, const char *log_path, uint32_t pcr, cscp_cm_kind_t kind,
                  const cscp_cm_field_value_t *fields, size_t n_fields);
 /* All Create measurements, in a fixed documented order (docs/measurements.md). */
 int vtpm_measure_create(const char *vtpm_tcti, const char *log_path, const vtpm_create_measurements_t *m);
-/* After a vTPM restart (PCRs reset): extends every record of the container log again. */
+/*
+ * After a vTPM restart (PCRs reset) or a vtpmd stop between a log write and
+ * its extends: per PCR and bank, finds the prefix of the log the PCR holds
+ * (none when reset) and extends the records after it. PCRs that equal no
+ * prefix of the log are CSCP_E_STATE (never papered over).
+ */
 int vtpm_log_reextend(const char *vtpm_tcti, const char *log_path);

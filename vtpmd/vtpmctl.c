@@ -83,6 +83,10 @@ static void print_instance(const Vtpmd__Instance *in, bool detail)
                in->from_pool ? "yes" : "no", (unsigned long long)in->created);
         print_hex("ek_sha256: ", in->ek_sha256.data, in->ek_sha256.len);
         print_hex("ak_name: ", in->ak_name.data, in->ak_name.len);
+        if (in->proxy_device && in->proxy_device[0]) /* --frontend vtpm-proxy: the kernel TPM devices */
+                printf("proxy_device: %s (%u:%u)\nproxy_rm_device: %s (%u:%u)\n", in->proxy_device, in->proxy_major,
+                       in->proxy_minor, in->proxy_rm_device ? in->proxy_rm_device : "", in->proxy_rm_major,
+                       in->proxy_rm_minor);
 }
 
 static int call(const char *sock, int timeout_ms, Vtpmd__VtpmRequest *req, Vtpmd__VtpmResponse **ret)

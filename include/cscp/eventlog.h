@@ -92,6 +92,13 @@ typedef struct cscp_eventlog_opts {
         int ima_endian;
         /* IMA: verify each entry's listed template hash against its template data (default on). */
         bool ima_no_template_check;
+        /*
+         * The input is a slice of a log starting at event first_index (e.g. an
+         * Evidence log sent from an offset): numbering, and CEL recnums, start
+         * there. TCG logs cannot be sliced (their first event defines the rest):
+         * -EINVAL. Ignored when resuming from a checkpoint.
+         */
+        uint64_t first_index;
 } cscp_eventlog_opts_t;
 
 typedef struct cscp_eventlog cscp_eventlog_t;
@@ -107,6 +114,8 @@ int cscp_eventlog_open_fd(int fd, cscp_eventlog_format_t fmt, const cscp_eventlo
                           const cscp_replay_t *resume, cscp_eventlog_t **ret);
 int cscp_eventlog_open_mem(const uint8_t *buf, size_t len, cscp_eventlog_format_t fmt, const cscp_eventlog_opts_t *opts,
                            const cscp_replay_t *resume, cscp_eventlog_t **ret);
+/* The format of a log from its first bytes (what CSCP_EVENTLOG_AUTO does); CSCP_EVENTLOG_AUTO when unknown. */
+cscp_eventlog_format_t cscp_eventlog_detect(const uint8_t *buf, size_t len);
 /* 1 and *ret (valid until the next call) for an event, 0 at the end of the log, < 0 on error. */
 int cscp_eventlog_next(cscp_eventlog_t *l, const cscp_event_t **ret);
 /* The format in use (after detection). */
@@ -157,3 +166,21 @@ int cscp_replay_print(const cscp_replay_t *rp, uint16_t only_alg, uint32_t pcrs,
 /* Serialises a replay (values + checkpoint) for incremental replay; versioned, checked on load. */
 int cscp_replay_save(const cscp_replay_t *rp, uint8_t **ret, size_t *ret_len);
 int cscp_replay_load(const uint8_t *buf, size_t len, cscp_replay_t *ret);
+
+/*
+ * Whole events of an in-memory log from event index `from` on (the index as
+ * cscp_event_t.index counts them: the TCG header event is 0): *ret_start and
+ * *ret_len give the bytes, *ret_count how many events they hold. A trailing
+ * partial record (a writer in the middle of an append, or an IMA ascii line
+ * without its newline) is left out, not an error; a malformed record before it
+ * is (CSCP_E_PROTO and friends). max_bytes (0: no limit) caps the slice at
+ * whole events: returns 1 when it stopped there with more events following
+ * (possibly with *ret_count 0 when event `from` alone is larger), 0 when the
+ * slice reaches the last whole event. from == the number of whole events gives
+ * an empty slice at the end; from past it is -ERANGE. A CEL-JSON array is one
+ * document: only from 0, and then the whole buffer (CSCP_E_UNSUPPORTED
+ * otherwise). The TCG format needs its header event to parse the rest: a slice
+ * from > 0 is not a log of its own.
+ */
+int cscp_eventlog_slice(const uint8_t *buf, size_t len, cscp_eventlog_format_t fmt, uint64_t from, size_t max_bytes,
+                        size_t *ret_start, size_t *ret_len, uint64_t *ret_count);

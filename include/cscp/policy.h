@@ -62,6 +62,8 @@ int cscp_appraisal_end_log(cscp_appraisal_t *a, const cscp_replay_t *rp);
  */
 int cscp_appraisal_resets(cscp_appraisal_t *a, uint32_t last_reset, uint32_t last_restart, uint32_t reset,
                           uint32_t restart);
+/* resets.allow_reboot / resets.allow_restart of a policy (false when the policy has no resets section). */
+void cscp_policy_resets(const cscp_policy_t *p, bool *ret_allow_reboot, bool *ret_allow_restart);
 /* The violations so far (owned by a). */
 const cscp_violation_t *cscp_appraisal_violations(const cscp_appraisal_t *a, size_t *ret_n);
 

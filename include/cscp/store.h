@@ -17,6 +17,12 @@
 
 typedef struct cscp_store cscp_store_t;
 
+/*
+ * The default store path: $XDG_STATE_HOME/cscp/store.db (an absolute
+ * XDG_STATE_HOME), else ~/.local/state/cscp/store.db. Missing directories
+ * on the way are created 0700. *ret is malloc'd.
+ */
+int cscp_store_default_path(char **ret);
 /* Opens (creating it and its schema if needed) the store at path; CSCP_E_STATE for a file that is not ours. */
 int cscp_store_open(const char *path, cscp_store_t **ret);
 void cscp_store_close(cscp_store_t *s);

@@ -86,3 +86,31 @@ void cscp_tpm_ak_template(cscp_key_alg_t alg, TPM2B_PUBLIC *ret);
  * no object at handle, CSCP_E_STATE when it is not an AK.
  */
 int cscp_tpm_ak_use_persistent(cscp_tpm_t *t, uint32_t handle, cscp_key_alg_t alg);
+
+/*
+ * Enrollment (lib/tpm/ek.c, issue 6): the EK of the TCG default templates
+ * above, its certificate, and TPM2_ActivateCredential.
+ */
+#define CSCP_TPM_EK_CERT_MAX 8192 /* largest EK certificate read from NV */
+
+/* The AK's ESYS handle (ESYS_TR_NONE when none is loaded). */
+ESYS_TR cscp_tpm_ak_handle(cscp_tpm_t *t);
+/* Low-range NV index of the EK certificate of alg: 0x01C00002 (RSA-2048), 0x01C0000A (ECC P-256). */
+uint32_t cscp_tpm_ek_cert_index(cscp_key_alg_t alg);
+/*
+ * The EK certificate (DER, without any NV padding) of alg; -ENOENT when the
+ * TPM has none, CSCP_E_TOO_BIG over CSCP_TPM_EK_CERT_MAX, CSCP_E_PROTO when
+ * the index does not hold DER. Free *ret with free().
+ */
+int cscp_tpm_ek_cert_read(cscp_tpm_t *t, cscp_key_alg_t alg, uint8_t **ret, size_t *ret_len);
+/* Marshalled TPMT_PUBLIC of the EK of alg (CreatePrimary from the template, then flushed). */
+int cscp_tpm_ek_public(cscp_tpm_t *t, cscp_key_alg_t alg, uint8_t *ret, size_t max, size_t *ret_len);
+/*
+ * TPM2_ActivateCredential: activateHandle = the loaded AK, keyHandle = the EK
+ * of ek_alg through a PolicySecret(TPM_RH_ENDORSEMENT) session. blob =
+ * TPM2B_ID_OBJECT.credential, secret = TPM2B_ENCRYPTED_SECRET.secret (as
+ * cscp_credential_make gives them). -EBADMSG when the TPM refuses them (made
+ * for another EK or another AK Name, or altered); -ENOENT without an AK.
+ */
+int cscp_tpm_activate_credential(cscp_tpm_t *t, cscp_key_alg_t ek_alg, const uint8_t *blob, size_t blob_len,
+                                 const uint8_t *secret, size_t secret_len, uint8_t *ret, size_t max, size_t *ret_len);

@@ -111,8 +111,12 @@ typedef struct cel {
 
 static cel_t *state(cscp_eventlog_t *l)
 {
-        if (!l->priv)
-                l->priv = calloc(1, sizeof(cel_t));
+        if (!l->priv) {
+                cel_t *st = calloc(1, sizeof(cel_t));
+                if (st)
+                        st->next_recnum = l->next_index; /* a slice (opts.first_index) starts counting there */
+                l->priv = st;
+        }
         return l->priv;
 }
 

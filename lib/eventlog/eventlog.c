@@ -433,6 +433,11 @@ static const evlog_ops_t *ops_for(cscp_eventlog_format_t f)
 
 /* ---------------------------------------------------------------- API */
 
+cscp_eventlog_format_t cscp_eventlog_detect(const uint8_t *buf, size_t len)
+{
+        return buf ? detect(buf, len < 96 ? len : 96) : CSCP_EVENTLOG_AUTO;
+}
+
 static int open_common(cscp_eventlog_t *l, cscp_eventlog_format_t fmt, const cscp_eventlog_opts_t *opts,
                        const cscp_replay_t *resume, cscp_eventlog_t **ret)
 {
@@ -481,6 +486,15 @@ static int open_common(cscp_eventlog_t *l, cscp_eventlog_format_t fmt, const csc
         if (!l->ops) {
                 r = -EINVAL;
                 goto fail;
+        }
+        if (!resume && l->opts.first_index) {
+                if (fmt == CSCP_EVENTLOG_TCG) {
+                        snprintf(l->err, sizeof(l->err), "a TCG log cannot start at event %llu: it is sent whole",
+                                 (unsigned long long)l->opts.first_index);
+                        r = -EINVAL;
+                        goto fail;
+                }
+                l->next_index = l->opts.first_index;
         }
         if (resume) {
                 if (l->ops->restore) {

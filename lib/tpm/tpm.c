@@ -32,6 +32,8 @@
 #define LOGMODULE tpm
 #include "log.h"
 
+#include "internal.h"
+
 #define AK_BLOB_MAGIC     "CSCPAK\0\1"
 #define AK_BLOB_MAGIC_LEN 8
 #define AK_BLOB_MAX       4096
@@ -59,32 +61,6 @@ struct cscp_tpm {
         size_t ak_public_len;
 };
 
-static int tss_fail(const char *what, TSS2_RC rc)
-{
-        log_debug("%s: 0x%08x %s", what, (unsigned)rc, Tss2_RC_Decode(rc));
-        if (rc == TSS2_ESYS_RC_MEMORY || rc == TSS2_TCTI_RC_MEMORY)
-                return -ENOMEM;
-        return CSCP_E_TPM;
-}
-
-/* The TPM itself refused a parameter/handle/session (format-one response code). */
-static bool tpm_rejected(TSS2_RC rc)
-{
-        return (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && (rc & TPM2_RC_FMT1) != 0;
-}
-
-static void flush(cscp_tpm_t *t, ESYS_TR *h)
-{
-        TSS2_RC rc;
-
-        if (*h == ESYS_TR_NONE)
-                return;
-        rc = Esys_FlushContext(t->esys, *h);
-        if (rc != TSS2_RC_SUCCESS)
-                log_debug("FlushContext: 0x%08x %s", (unsigned)rc, Tss2_RC_Decode(rc));
-        *h = ESYS_TR_NONE;
-}
-
 /* Lets go of the AK: a loaded one is flushed, a persistent one only forgotten by ESYS. */
 static void ak_release(cscp_tpm_t *t)
 {
@@ -96,7 +72,7 @@ static void ak_release(cscp_tpm_t *t)
                         log_debug("TR_Close: 0x%08x %s", (unsigned)rc, Tss2_RC_Decode(rc));
                 t->ak = ESYS_TR_NONE;
         }
-        flush(t, &t->ak);
+        tpm_flush(t->esys, &t->ak);
         t->ak_persistent = false;
 }
 
@@ -168,15 +144,7 @@ void cscp_tpm_ek_template(cscp_key_alg_t alg, TPM2B_PUBLIC *ret)
         memcpy(p->authPolicy.buffer, policy_a_sha256, sizeof(policy_a_sha256));
         switch (alg) {
         case CSCP_KEY_ECC_P256:
-                p->type = TPM2_ALG_ECC;
-                p->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
-                p->parameters.eccDetail.symmetric.keyBits.aes = 128;
-                p->parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-                p->parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-                p->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-                p->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-                p->unique.ecc.x.size = 32; /* zero-filled */
-                p->unique.ecc.y.size = 32;
+                tpm_ecc_p256_parent(p);
                 break;
         case CSCP_KEY_RSA_2048:
                 p->type = TPM2_ALG_RSA;
@@ -349,7 +317,7 @@ static int ek_policy_session(cscp_tpm_t *t, ESYS_TR *ret)
                                &nonce_tpm, &cp_hash, &policy_ref, 0, NULL, NULL);
         if (rc != TSS2_RC_SUCCESS) {
                 r = tss_fail("PolicySecret(endorsement)", rc);
-                flush(t, &s);
+                tpm_flush(t->esys, &s);
                 return r;
         }
         *ret = s;
@@ -391,22 +359,56 @@ static int ak_load(cscp_tpm_t *t, cscp_key_alg_t alg, const TPM2B_PUBLIC *pub, c
         *ret = ak;
         r = 0;
 out_session:
-        flush(t, &s);
+        tpm_flush(t->esys, &s);
 out_ek:
-        flush(t, &ek);
+        tpm_flush(t->esys, &ek);
         return r;
+}
+
+int tpm_create_object(ESYS_CONTEXT *esys, ESYS_TR parent, ESYS_TR s, const TPM2B_SENSITIVE_CREATE *sens,
+                      const TPM2B_PUBLIC *tmpl, const char *what, tpm_public_ok_t *public_ok, const void *arg,
+                      TPM2B_PUBLIC **ret_pub, TPM2B_PRIVATE **ret_priv)
+{
+        TPM2B_DATA outside = {0};
+        TPML_PCR_SELECTION creation_pcr = {0};
+        TPM2B_PUBLIC *out_pub = NULL;
+        TPM2B_PRIVATE *out_priv = NULL;
+        TSS2_RC rc;
+
+        rc = Esys_Create(esys, parent, s, ESYS_TR_NONE, ESYS_TR_NONE, sens, tmpl, &outside, &creation_pcr, &out_priv,
+                         &out_pub, NULL, NULL, NULL);
+        if (rc != TSS2_RC_SUCCESS)
+                return tss_fail(what, rc);
+        if (!public_ok(&out_pub->publicArea, arg)) {
+                log_debug("%s: the TPM returned an unexpected public area", what);
+                tpm_created_free(out_pub, out_priv);
+                return CSCP_E_TPM;
+        }
+        *ret_pub = out_pub;
+        *ret_priv = out_priv;
+        return 0;
+}
+
+void tpm_created_free(TPM2B_PUBLIC *pub, TPM2B_PRIVATE *priv)
+{
+        Esys_Free(pub);
+        if (priv)
+                OPENSSL_cleanse(priv, sizeof(*priv));
+        Esys_Free(priv);
+}
+
+static bool ak_public_check(const TPMT_PUBLIC *p, const void *alg)
+{
+        return ak_public_ok(*(const cscp_key_alg_t *)alg, p);
 }
 
 static int ak_create(cscp_tpm_t *t, cscp_key_alg_t alg, TPM2B_PUBLIC *ret_pub, TPM2B_PRIVATE *ret_priv)
 {
         TPM2B_SENSITIVE_CREATE sens = {0};
-        TPM2B_DATA outside = {0};
-        TPML_PCR_SELECTION creation_pcr = {0};
         TPM2B_PUBLIC tmpl;
         TPM2B_PUBLIC *out_pub = NULL;
         TPM2B_PRIVATE *out_priv = NULL;
         ESYS_TR ek = ESYS_TR_NONE, s = ESYS_TR_NONE;
-        TSS2_RC rc;
         int r;
 
         r = ek_create(t, alg, &ek);
@@ -416,29 +418,16 @@ static int ak_create(cscp_tpm_t *t, cscp_key_alg_t alg, TPM2B_PUBLIC *ret_pub, T
         if (r < 0)
                 goto out_ek;
         cscp_tpm_ak_template(alg, &tmpl);
-        rc = Esys_Create(t->esys, ek, s, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &creation_pcr, &out_priv,
-                         &out_pub, NULL, NULL, NULL);
-        if (rc != TSS2_RC_SUCCESS) {
-                r = tss_fail("Create(AK)", rc);
+        r = tpm_create_object(t->esys, ek, s, &sens, &tmpl, "Create(AK)", ak_public_check, &alg, &out_pub, &out_priv);
+        if (r < 0)
                 goto out_session;
-        }
-        if (!ak_public_ok(alg, &out_pub->publicArea)) {
-                log_debug("Create(AK): TPM returned an unexpected public area");
-                r = CSCP_E_TPM;
-                goto out_free;
-        }
         *ret_pub = *out_pub;
         *ret_priv = *out_priv;
-        r = 0;
-out_free:
-        Esys_Free(out_pub);
-        if (out_priv)
-                OPENSSL_cleanse(out_priv, sizeof(*out_priv));
-        Esys_Free(out_priv);
+        tpm_created_free(out_pub, out_priv);
 out_session:
-        flush(t, &s);
+        tpm_flush(t->esys, &s);
 out_ek:
-        flush(t, &ek);
+        tpm_flush(t->esys, &ek);
         return r;
 }
 
@@ -533,7 +522,7 @@ int cscp_tpm_ak_load_or_create(cscp_tpm_t *t, const char *state_dir, cscp_key_al
                 *ret_created = created;
         r = 0;
 out_flush:
-        flush(t, &ak);
+        tpm_flush(t->esys, &ak);
 out:
         OPENSSL_cleanse(&priv, sizeof(priv));
         if (file) {
@@ -558,6 +547,11 @@ int cscp_tpm_ak_public(cscp_tpm_t *t, const uint8_t **ret, size_t *ret_len)
 ESYS_CONTEXT *cscp_tpm_esys(cscp_tpm_t *t)
 {
         return t ? t->esys : NULL;
+}
+
+ESYS_TR cscp_tpm_ak_handle(cscp_tpm_t *t)
+{
+        return t ? t->ak : ESYS_TR_NONE;
 }
 
 int cscp_tpm_ak_use_persistent(cscp_tpm_t *t, uint32_t handle, cscp_key_alg_t alg)

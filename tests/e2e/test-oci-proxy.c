@@ -19,7 +19,6 @@
  * Without /dev/vtpmx the second part cannot run: when the first part passed
  * the test exits 77 and says why (a failure of the first part is a failure).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -41,6 +40,7 @@
 #include "hook-oci.h"
 #include "pcr.h"
 #include "util.h"
+#include "vctl.h"
 
 #define TOOL_MS   60000
 #define AK_HANDLE "0x81800001"
@@ -49,38 +49,6 @@
 static char *hook_bin(void)
 {
         return harness_path(harness_path(harness_build_dir(), "vtpmd"), "cscp-oci-hook");
-}
-
-/* Whole file (also /proc and cgroup files), NUL-terminated; NULL when it cannot be read. */
-static char *slurp(const char *path, size_t *ret_len)
-{
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        size_t len = 0, cap = 4096;
-        char *buf;
-
-        if (fd < 0)
-                return NULL;
-        buf = malloc(cap + 1);
-        cr_assert(buf);
-        for (;;) {
-                ssize_t n;
-                if (len == cap) {
-                        cap *= 2;
-                        buf = realloc(buf, cap + 1);
-                        cr_assert(buf);
-                }
-                n = read(fd, buf + len, cap - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                len += (size_t)n;
-        }
-        close(fd);
-        buf[len] = '\0';
-        if (ret_len)
-                *ret_len = len;
-        return harness_keep(buf);
 }
 
 static void write_file(const char *path, const char *s)
@@ -141,7 +109,7 @@ Test(oci_proxy_files, dev_node_mknod_in_scratch_dir)
         cr_assert(strstr(err, "tpm0"), "%s", err);
         write_file(harness_path(dir, "tpmrm0"), "not a device");
         cr_assert_eq(hook_dev_node(dfd, "tpmrm0", 1, 3, err, sizeof(err)), -EEXIST);
-        cr_assert_str_eq(slurp(harness_path(dir, "tpmrm0"), NULL), "not a device");
+        cr_assert_str_eq(harness_slurp(harness_path(dir, "tpmrm0"), NULL), "not a device");
         cr_assert_eq(symlinkat("/dev/null", dfd, "tpmlink"), 0);
         cr_assert_eq(hook_dev_node(dfd, "tpmlink", 1, 3, err, sizeof(err)), -EEXIST);
         /* Only plain names. */
@@ -168,7 +136,8 @@ Test(oci_proxy_files, cgroup_v1_devices_allow_file_protocol)
         cr_assert_str_eq(out, harness_path(mnt, "ctr/abc"));
         cr_assert_eq(hook_devices_allow(out, 10, 224, "rwm", err, sizeof(err)), 0, "%s", err);
         cr_assert_eq(hook_devices_allow(out, 253, 65537, "rwm", err, sizeof(err)), 0, "%s", err);
-        cr_assert_str_eq(slurp(harness_path(mnt, "ctr/abc/devices.allow"), NULL), "c 10:224 rwm\nc 253:65537 rwm\n");
+        cr_assert_str_eq(harness_slurp(harness_path(mnt, "ctr/abc/devices.allow"), NULL),
+                         "c 10:224 rwm\nc 253:65537 rwm\n");
 
         /* The root cgroup, a missing devices line, a ".." path, no devices.allow. */
         write_file(proc, "5:devices:/\n");
@@ -206,7 +175,7 @@ Test(oci_proxy_files, cgroup_v1_devices_allow_real_cgroup)
         cr_assert_eq(write(fd, "a", 1), 1);
         close(fd);
         int r = hook_devices_allow(cg, 1, 3, "rwm", err, sizeof(err));
-        list = slurp(harness_path(cg, "devices.list"), NULL);
+        list = harness_slurp(harness_path(cg, "devices.list"), NULL);
         rmdir(cg);
         cr_assert_eq(r, 0, "%s", err);
         cr_assert(list);
@@ -316,7 +285,7 @@ static char *ctr_id;
 /* The "tpm" char major from /proc/devices, 0 when absent. */
 static unsigned tpm_major(void)
 {
-        char *s = slurp("/proc/devices", NULL), *p;
+        char *s = harness_slurp("/proc/devices", NULL), *p;
         cr_assert(s);
         for (p = strstr(s, "Character devices:"); p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
                 unsigned m;
@@ -331,56 +300,8 @@ static unsigned tpm_major(void)
 
 static int runc(int timeout_ms, char **out, char **err, const char *const *args)
 {
-        char *argv[32];
-        size_t n = 0;
-        int code = -1;
-        char *o = NULL, *e = NULL;
-
-        argv[n++] = "runc";
-        argv[n++] = "--root";
-        argv[n++] = runc_root;
-        for (; *args && n < 31; args++)
-                argv[n++] = (char *)*args;
-        argv[n] = NULL;
-        cr_assert_eq(harness_run(argv, timeout_ms, &code, &o, &e), 0, "runc did not finish");
-        harness_keep(o);
-        harness_keep(e);
-        if (out)
-                *out = o;
-        if (err)
-                *err = e;
-        return code;
-}
-
-/* Kills every swtpm left with our state dir in its command line (a failed test), by pid. */
-static void kill_leftovers(void)
-{
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-
-        if (!d || !state)
-                return;
-        while ((e = readdir(d))) {
-                char path[64], buf[4096];
-                int pid = atoi(e->d_name);
-                size_t n;
-                FILE *f;
-
-                if (pid <= 1 || pid == getpid())
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-                if (!(f = fopen(path, "r")))
-                        continue;
-                n = fread(buf, 1, sizeof(buf) - 1, f);
-                fclose(f);
-                for (size_t i = 0; i < n; i++)
-                        if (!buf[i])
-                                buf[i] = ' ';
-                buf[n] = '\0';
-                if ((strstr(buf, "swtpm") == buf || strncmp(buf, "/usr/bin/swtpm", 14) == 0) && strstr(buf, state))
-                        kill(pid, SIGKILL);
-        }
-        closedir(d);
+        return harness_run_kept(harness_argv((const char *[]){"runc", "--root", runc_root, NULL}, args, NULL),
+                                timeout_ms, out, err);
 }
 
 static void setup(void)
@@ -398,29 +319,11 @@ static void setup(void)
         ready = harness_path(dir, "vtpmd.ready");
         cr_assert_eq(harness_mkcerts(pki), 0, "certs/mkcerts failed");
         cr_assert_eq(harness_swtpm_start(harness_path(dir, "host"), &host), 0, "host swtpm did not start");
-        char *argv[] = {harness_path(harness_path(harness_build_dir(), "vtpmd"), "vtpmd"),
-                        "--tcti",
-                        host.tcti,
-                        "--state-dir",
-                        state,
-                        "--run-dir",
-                        run,
-                        "--vtpm-ca",
-                        harness_path(pki, "vtpm-ca.pem"),
-                        "--vtpm-ca-key",
-                        harness_path(pki, "vtpm-ca-key.pem"),
-                        "--ready-file",
-                        ready,
-                        "--frontend",
-                        "vtpm-proxy",
-                        "--stop-instances",
-                        "-v",
-                        NULL};
-        cr_assert_eq(harness_spawn(argv, harness_path(dir, "vtpmd.log"), &vd), 0);
-        if (harness_wait_path(ready, 60000) < 0) {
-                harness_dump_log(&vd);
+        char **argv =
+                vctl_vtpmd_argv(host.tcti, state, run, pki, ready, (const char *[]){"--frontend", "vtpm-proxy", NULL});
+
+        if (vctl_vtpmd_spawn(argv, harness_path(dir, "vtpmd.log"), ready, 60000, &vd) < 0)
                 cr_assert_fail("vtpmd not ready");
-        }
 }
 
 static void teardown(void)
@@ -432,7 +335,7 @@ static void teardown(void)
         }
         if (vd.pid > 0)
                 harness_stop(&vd, SIGTERM, 20000);
-        kill_leftovers();
+        harness_kill_swtpms(state, NULL);
         if (host.proc.pid > 0)
                 harness_swtpm_stop(&host);
         free(vd.log);
@@ -560,26 +463,12 @@ static char *make_bundle(const char *name)
 
 static Vtpmd__VtpmResponse *call(Vtpmd__VtpmRequest *req)
 {
-        vtpmd_client_t *c = NULL;
-        Vtpmd__VtpmResponse *resp = NULL;
-        int r = vtpmd_client_connect(sock_path, 120000, &c);
-
-        cr_assert_eq(r, 0, "connect %s: %s", sock_path, cscp_strerror(r));
-        r = vtpmd_client_call(c, req, &resp);
-        vtpmd_client_free(c);
-        cr_assert_eq(r, 0, "control call: %s", cscp_strerror(r));
-        return resp;
+        return vctl_call(sock_path, &vd, req);
 }
 
 static Vtpmd__VtpmResponse *status_of(const char *id)
 {
-        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
-        Vtpmd__Status st = VTPMD__STATUS__INIT;
-
-        st.container_id = (char *)id;
-        req.body_case = VTPMD__VTPM_REQUEST__BODY_STATUS;
-        req.status = &st;
-        return call(&req);
+        return vctl_status(sock_path, &vd, id);
 }
 
 /* The AK public vtpmd reports (its Quote answer carries it). */
@@ -700,9 +589,9 @@ Test(oci_proxy, container_tpmrm0_quote_verifies)
         /* Verify on the host with libcscp against the AK vtpmd reports. */
         uint8_t *ak = ak_public_of(id, &ak_len);
         char *root = harness_path(b, "rootfs/tmp");
-        char *attest = slurp(harness_path(root, "q.attest"), &attest_len);
-        char *sig = slurp(harness_path(root, "q.sig"), &sig_len);
-        char *pcrs = slurp(harness_path(root, "q.pcrs"), &pcr_len);
+        char *attest = harness_slurp(harness_path(root, "q.attest"), &attest_len);
+        char *sig = harness_slurp(harness_path(root, "q.sig"), &sig_len);
+        char *pcrs = harness_slurp(harness_path(root, "q.pcrs"), &pcr_len);
         cr_assert(attest && sig && pcrs, "quote files missing");
         cr_assert_eq(pcr_len, 64, "2 sha256 PCR values expected, got %zu bytes", pcr_len);
         cscp_pcr_value_t vals[2];

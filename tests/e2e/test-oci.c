@@ -8,7 +8,6 @@
  * AK vtpmd reports; the container log is replayed with `cscp eventlog`.
  * Skips (exit 77) only when runc or busybox-static is missing.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -34,9 +33,9 @@
 #include "hook-oci.h"
 #include "pcr.h"
 #include "util.h"
+#include "vctl.h"
 
 #define TOOL_MS      60000
-#define TABRMD_TCTI  "tabrmd:bus_type=session"
 #define AK_HANDLE    "0x81800001"
 #define MOUNT_INSIDE "/run/cscp/vtpm"
 #define MAX_CTR      4
@@ -61,111 +60,19 @@ static char *hook_bin(void)
         return bin("vtpmd", "cscp-oci-hook");
 }
 
-/* Whole file (also /proc files, which report size 0), NUL-terminated; NULL when it cannot be read. */
-static char *slurp(const char *path, size_t *ret_len)
-{
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        size_t len = 0, cap = 4096;
-        char *buf;
-
-        if (fd < 0)
-                return NULL;
-        buf = malloc(cap + 1);
-        cr_assert(buf);
-        for (;;) {
-                ssize_t n;
-                if (len == cap) {
-                        cap *= 2;
-                        buf = realloc(buf, cap + 1);
-                        cr_assert(buf);
-                }
-                n = read(fd, buf + len, cap - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                len += (size_t)n;
-        }
-        close(fd);
-        buf[len] = '\0';
-        if (ret_len)
-                *ret_len = len;
-        return harness_keep(buf);
-}
-
-/* dbus-daemon (session bus of our own) + tpm2-abrmd in front of the host swtpm. */
-static void start_abrmd(void)
-{
-        char *dlog = harness_path(dir, "dbus.log"), *alog = harness_path(dir, "abrmd.log"), *addr = NULL;
-        char *dargv[] = {"dbus-daemon", "--session", "--nofork", "--print-address=1", NULL};
-        char tcti_arg[PATH_MAX + 32];
-
-        cr_assert_eq(harness_spawn(dargv, dlog, &dbus), 0, "dbus-daemon did not start");
-        for (int i = 0; i < 200 && !addr; i++) {
-                char *s = slurp(dlog, NULL);
-                char *nl;
-                if (s && strncmp(s, "unix:", 5) == 0 && (nl = strchr(s, '\n'))) {
-                        *nl = '\0';
-                        addr = s;
-                }
-                if (!addr)
-                        usleep(25000);
-        }
-        cr_assert(addr, "dbus-daemon printed no address");
-        setenv("DBUS_SESSION_BUS_ADDRESS", addr, 1);
-        snprintf(tcti_arg, sizeof(tcti_arg), "--tcti=%s", host.tcti);
-        char *aargv[] = {"tpm2-abrmd", "--session", "--allow-root", tcti_arg, NULL};
-        cr_assert_eq(harness_spawn(aargv, alog, &abrmd), 0, "tpm2-abrmd did not start");
-        setenv("TPM2TOOLS_TCTI", TABRMD_TCTI, 1);
-        for (int i = 0;; i++) {
-                char *argv[] = {"tpm2_getrandom", "--hex", "4", NULL};
-                char *o = NULL, *e = NULL;
-                int code = -1;
-                cr_assert_eq(harness_run(argv, TOOL_MS, &code, &o, &e), 0);
-                free(o);
-                free(e);
-                if (code == 0)
-                        break;
-                if (i > 200) {
-                        harness_dump_log(&abrmd);
-                        cr_assert_fail("tpm2-abrmd does not answer on the session bus");
-                }
-                usleep(50000);
-        }
-}
-
 static void start_vtpmd(void)
 {
         char *ready = harness_path(dir, "vtpmd.ready");
-        char *argv[] = {bin("vtpmd", "vtpmd"),
-                        "--tcti",
-                        TABRMD_TCTI,
-                        "--state-dir",
-                        state,
-                        "--run-dir",
-                        run,
-                        "--vtpm-ca",
-                        harness_path(pki, "vtpm-ca.pem"),
-                        "--vtpm-ca-key",
-                        harness_path(pki, "vtpm-ca-key.pem"),
-                        "--ready-file",
-                        ready,
-                        "--pool",
-                        "2",
-                        "--stop-instances",
-                        "-v",
-                        NULL};
-        cr_assert_eq(harness_spawn(argv, harness_path(dir, "vtpmd.log"), &vd), 0);
-        if (harness_wait_path(ready, 60000) < 0) {
-                harness_dump_log(&vd);
+        char **argv =
+                vctl_vtpmd_argv(HARNESS_TABRMD_TCTI, state, run, pki, ready, (const char *[]){"--pool", "2", NULL});
+
+        if (vctl_vtpmd_spawn(argv, harness_path(dir, "vtpmd.log"), ready, 60000, &vd) < 0)
                 cr_assert_fail("vtpmd not ready");
-        }
 }
 
 static void setup(void)
 {
-        dir = harness_tmpdir();
-        pki = harness_path(dir, "pki");
+        dir = harness_setup_tpm("host", &pki, &host);
         state = harness_path(dir, "state");
         /* A longer run dir than usual: vtpmd's id limit (socket path length) drops below the hook's 64. */
         run = harness_path(dir, "run-dir-of-vtpmd");
@@ -173,65 +80,14 @@ static void setup(void)
         runc_root = harness_path(dir, "runc");
         n_ctr = 0;
         have_ad = false;
-        cr_assert_eq(harness_mkcerts(pki), 0, "certs/mkcerts failed");
-        cr_assert_eq(harness_swtpm_start(harness_path(dir, "host"), &host), 0, "host swtpm did not start");
-        start_abrmd();
+        harness_abrmd_start(dir, host.tcti, &dbus, &abrmd);
         start_vtpmd();
 }
 
 static int runc(int timeout_ms, char **out, char **err, const char *const *args)
 {
-        char *argv[32];
-        size_t n = 0;
-        int code = -1;
-        char *o = NULL, *e = NULL;
-
-        argv[n++] = "runc";
-        argv[n++] = "--root";
-        argv[n++] = runc_root;
-        for (; *args && n < 31; args++)
-                argv[n++] = (char *)*args;
-        argv[n] = NULL;
-        cr_assert_eq(harness_run(argv, timeout_ms, &code, &o, &e), 0, "runc did not finish");
-        harness_keep(o);
-        harness_keep(e);
-        if (out)
-                *out = o;
-        if (err)
-                *err = e;
-        return code;
-}
-
-/* Kills every swtpm left with our state dir in its command line (a failed test). */
-static void kill_leftovers(void)
-{
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-
-        if (!d)
-                return;
-        while ((e = readdir(d))) {
-                char path[64], buf[4096];
-                int pid = atoi(e->d_name);
-                size_t n;
-                FILE *f;
-
-                if (pid <= 1 || pid == getpid())
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-                if (!(f = fopen(path, "r")))
-                        continue;
-                n = fread(buf, 1, sizeof(buf) - 1, f);
-                fclose(f);
-                for (size_t i = 0; i < n; i++)
-                        if (!buf[i])
-                                buf[i] = ' ';
-                buf[n] = '\0';
-                if (strstr(buf, "swtpm") == buf || strncmp(buf, "/usr/bin/swtpm", 14) == 0)
-                        if (strstr(buf, state))
-                                kill(pid, SIGKILL);
-        }
-        closedir(d);
+        return harness_run_kept(harness_argv((const char *[]){"runc", "--root", runc_root, NULL}, args, NULL),
+                                timeout_ms, out, err);
 }
 
 static void teardown(void)
@@ -244,7 +100,7 @@ static void teardown(void)
                 harness_attestd_stop(&ad);
         if (vd.pid > 0)
                 harness_stop(&vd, SIGTERM, 20000);
-        kill_leftovers();
+        harness_kill_swtpms(state, NULL);
         if (abrmd.pid > 0)
                 harness_stop(&abrmd, SIGTERM, 5000);
         if (dbus.pid > 0)
@@ -421,26 +277,31 @@ static int exec_in(const char *id, const char *cmd, char **out, char **err)
 
 static Vtpmd__VtpmResponse *call(Vtpmd__VtpmRequest *req)
 {
-        vtpmd_client_t *c = NULL;
-        Vtpmd__VtpmResponse *resp = NULL;
-        int r = vtpmd_client_connect(sock_path, 120000, &c);
-
-        cr_assert_eq(r, 0, "connect %s: %s", sock_path, cscp_strerror(r));
-        r = vtpmd_client_call(c, req, &resp);
-        vtpmd_client_free(c);
-        cr_assert_eq(r, 0, "control call: %s", cscp_strerror(r));
-        return resp;
+        return vctl_call(sock_path, &vd, req);
 }
 
 static Vtpmd__VtpmResponse *status_of(const char *id)
 {
-        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
-        Vtpmd__Status st = VTPMD__STATUS__INIT;
+        return vctl_status(sock_path, &vd, id);
+}
 
-        st.container_id = (char *)id;
-        req.body_case = VTPMD__VTPM_REQUEST__BODY_STATUS;
-        req.status = &st;
-        return call(&req);
+/* PCR 11 in tpm2_pcrread's output (lower-cased in place) is the replay of the container log. */
+static void assert_pcr11_is_replay(char *out, const char *log, const char *what)
+{
+        char *want = harness_replay(log, 11);
+
+        cr_assert(want, "the container log extends no PCR 11");
+        if (strncmp(want, "0x", 2) == 0)
+                want += 2;
+        for (char *p = out; *p; p++)
+                *p = (char)(*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);
+        cr_assert(strstr(out, want), "%s (%s) is not the container log's replay (%s)", what, out, want);
+}
+
+/* cscp cmd with the TLS options for attestd, then rest (NULL-terminated). */
+static char **cscp_argv(const char *cmd, const char *const *rest)
+{
+        return harness_argv((const char *[]){bin(NULL, "cscp"), cmd, NULL}, harness_tls_args(ad.addr, pki), rest, NULL);
 }
 
 /* The AK public vtpmd reports (its Quote answer carries it), checked against Status's ak_name. */
@@ -482,33 +343,12 @@ static uint8_t *ak_public_of(const char *id, size_t *ret_len, char ret_name_hex[
         return harness_keep(ak);
 }
 
-/* `cscp eventlog replay` of a CEL-TLV log: sha256 value of pcr (NULL if never extended). */
-static char *replay(const char *log, unsigned pcr)
-{
-        char *argv[] = {bin(NULL, "cscp"), "eventlog", "replay", (char *)log, "--format", "cel-tlv", "--json", NULL};
-        char *out = NULL, *err = NULL, key[8], *res = NULL;
-        struct json_object *j, *bank, *v;
-        int code = -1;
-
-        cr_assert_eq(harness_run(argv, TOOL_MS, &code, &out, &err), 0);
-        cr_assert_eq(code, 0, "cscp eventlog replay %s: %s", log, err);
-        j = json_tokener_parse(out);
-        cr_assert(j, "replay output is not JSON: %s", out);
-        snprintf(key, sizeof(key), "%u", pcr);
-        if (json_object_object_get_ex(j, "sha256", &bank) && json_object_object_get_ex(bank, key, &v))
-                res = harness_keep(strdup(json_object_get_string(v)));
-        json_object_put(j);
-        free(out);
-        free(err);
-        return res;
-}
-
 /* Counts CM_TLV records of kind with field f1 == v1 (and f2 == v2 when v2). */
 static int count_records(const char *log, cscp_cm_kind_t kind, cscp_cm_field_t f1, const char *v1, cscp_cm_field_t f2,
                          const char *v2)
 {
         size_t len = 0;
-        char *buf = slurp(log, &len);
+        char *buf = harness_slurp(log, &len);
         cscp_eventlog_t *l = NULL;
         const cscp_event_t *ev;
         int n = 0, r;
@@ -533,7 +373,7 @@ static int count_records(const char *log, cscp_cm_kind_t kind, cscp_cm_field_t f
 static char *sha256_file(const char *path)
 {
         size_t len = 0;
-        char *buf = slurp(path, &len);
+        char *buf = harness_slurp(path, &len);
         uint8_t md[32];
         char *hex = malloc(7 + 65);
 
@@ -548,7 +388,7 @@ static char *sha256_file(const char *path)
 static void assert_host_log_replays(void)
 {
         char *argv[] = {"tpm2_pcrread", "sha256:15", NULL};
-        char *out = NULL, *err = NULL, *p, *want = replay(harness_path(state, "host.log"), 15);
+        char *out = NULL, *err = NULL, *p, *want = harness_replay(harness_path(state, "host.log"), 15);
         int code = -1;
 
         cr_assert(want);
@@ -567,7 +407,7 @@ static void assert_host_log_replays(void)
 /* Nothing of the test directory is mounted in the host's mount namespace. */
 static void assert_no_mounts_left(void)
 {
-        char *mi = slurp("/proc/self/mountinfo", NULL);
+        char *mi = harness_slurp("/proc/self/mountinfo", NULL);
         cr_assert(mi);
         cr_assert(!strstr(mi, dir), "mounts left under %s:\n%s", dir, mi);
 }
@@ -612,9 +452,9 @@ Test(oci, container_quote_verifies_and_log_replays)
         /* Verify on the host with libcscp against the AK vtpmd reports. */
         uint8_t *ak = ak_public_of(id, &ak_len, ak_name);
         char *root = harness_path(b, "rootfs/tmp");
-        char *attest = slurp(harness_path(root, "q.attest"), &attest_len);
-        char *sig = slurp(harness_path(root, "q.sig"), &sig_len);
-        char *pcrs = slurp(harness_path(root, "q.pcrs"), &pcr_len);
+        char *attest = harness_slurp(harness_path(root, "q.attest"), &attest_len);
+        char *sig = harness_slurp(harness_path(root, "q.sig"), &sig_len);
+        char *pcrs = harness_slurp(harness_path(root, "q.pcrs"), &pcr_len);
         cr_assert(attest && sig && pcrs, "quote files missing");
         cr_assert_eq(pcr_len, 64, "2 sha256 PCR values expected, got %zu bytes", pcr_len);
         cscp_pcr_value_t vals[2];
@@ -650,7 +490,7 @@ Test(oci, container_quote_verifies_and_log_replays)
         vtpmd__vtpm_response__free_unpacked(st, NULL);
         for (int i = 0; i < 2; i++) {
                 char hex[65];
-                char *want = replay(log, 11 + (unsigned)i);
+                char *want = harness_replay(log, 11 + (unsigned)i);
                 cscp_hex_encode(vals[i].value, 32, hex);
                 cr_assert(want, "log never extends PCR %d", 11 + i);
                 cr_assert_str_eq(hex, want, "PCR %d quoted inside %s != log replay %s", 11 + i, hex, want);
@@ -707,24 +547,31 @@ Test(oci, two_containers_isolated)
         size_t len = 0;
 
         cr_assert_eq(mkdir(harness_path(dir, "attestd"), 0700), 0);
-        cr_assert_eq(harness_attestd_start(harness_path(dir, "attestd"), TABRMD_TCTI, pki, NULL, &ad), 0,
+        cr_assert_eq(harness_attestd_start(harness_path(dir, "attestd"), HARNESS_TABRMD_TCTI, pki, NULL, &ad), 0,
                      "attestd did not start on abrmd");
         have_ad = true;
+        /* The host AK these challenges trust: pinned from a first answer (enrollment has its own tests). */
+        char *ak_pin = NULL;
+        {
+                char **argv =
+                        cscp_argv("challenge", (const char *[]){"--pcrs", "sha256:0-7,10", "--no-db", "--json", NULL});
+                struct json_object *j, *facts, *name;
+                int code = -1;
+
+                cr_assert_eq(harness_run(argv, TOOL_MS, &code, &out, &err), 0);
+                j = json_tokener_parse(out);
+                cr_assert(j && json_object_object_get_ex(j, "facts", &facts) &&
+                                  json_object_object_get_ex(facts, "host-ak-name", &name),
+                          "no host-ak-name in: %s %s", out, err);
+                ak_pin = harness_keep(strdup(json_object_get_string(name)));
+                json_object_put(j);
+                free(out);
+                free(err);
+        }
         /* Challenges in flight while vtpmd creates the vTPMs (host log extends) through the same abrmd. */
         for (int i = 0; i < 3; i++) {
-                char *argv[] = {bin(NULL, "cscp"),
-                                "challenge",
-                                "--server",
-                                ad.addr,
-                                "--ca",
-                                harness_path(pki, "ca.pem"),
-                                "--cert",
-                                harness_path(pki, "client.pem"),
-                                "--key",
-                                harness_path(pki, "client-key.pem"),
-                                "--pcrs",
-                                "sha256:0-7,10",
-                                NULL};
+                char **argv = cscp_argv(
+                        "challenge", (const char *[]){"--pcrs", "sha256:0-7,10", "--no-db", "--ak-name", ak_pin, NULL});
                 char logname[32];
                 snprintf(logname, sizeof(logname), "challenge-%d.log", i);
                 cr_assert_eq(harness_spawn(argv, harness_path(dir, logname), &ch[i]), 0);
@@ -746,7 +593,7 @@ Test(oci, two_containers_isolated)
                 cr_assert_str_eq(out, "tpm.sock\ntpm.sock.ctrl\n");
                 cr_assert_eq(exec_in(ids[i], "tpm2_readpublic -c " AK_HANDLE " -n /tmp/ak.name >/dev/null", &out, &err),
                              0, "tpm2_readpublic in %s: %s", ids[i], err);
-                char *nm = slurp(harness_path(i == 0 ? b1 : b2, "rootfs/tmp/ak.name"), &len);
+                char *nm = harness_slurp(harness_path(i == 0 ? b1 : b2, "rootfs/tmp/ak.name"), &len);
                 char hex[2 * sizeof(TPMU_NAME) + 1];
                 cr_assert(nm && len < sizeof(TPMU_NAME));
                 cscp_hex_encode((uint8_t *)nm, len, hex);
@@ -873,10 +720,10 @@ Test(oci, hook_bad_input_and_retries)
         cr_assert_eq(st->body_case, VTPMD__VTPM_RESPONSE__BODY_STATUS);
         char *log = harness_keep(strdup(st->status->instance->log));
         vtpmd__vtpm_response__free_unpacked(st, NULL);
-        char *before = slurp(log, NULL);
+        char *before = harness_slurp(log, NULL);
         cr_assert_eq(hook("createRuntime", state_json("twice", b, 1), &err, NULL), 0, "%s", err);
         cr_assert(strstr(err, "already has its vTPM"), "%s", err);
-        cr_assert_str_eq(slurp(log, NULL), before, "a retried createRuntime changed the container log");
+        cr_assert_str_eq(harness_slurp(log, NULL), before, "a retried createRuntime changed the container log");
 
         /* Another config for an existing id is refused: a stale vTPM must not be handed to a new container. */
         char *b2 = make_bundle("b2", "other", NULL, NULL);
@@ -895,7 +742,7 @@ Test(oci, hook_bad_input_and_retries)
                                 fprintf(stderr, "%s", e2);
                                 _exit(91 + i);
                         }
-                char *mi = slurp("/proc/self/mountinfo", NULL);
+                char *mi = harness_slurp("/proc/self/mountinfo", NULL);
                 int n = 0;
                 for (char *p = mi; (p = strstr(p, "/rootfs/run/cscp/vtpm ro,")); p++)
                         n++;
@@ -915,6 +762,104 @@ Test(oci, hook_bad_input_and_retries)
         /* poststop with vtpmd unreachable: an error (the runtime logs it). */
         cr_assert_eq(hook("poststop", state_json("twice", b, 0), &err, harness_path(dir, "nope.sock")), 1);
         cr_assert(strstr(err, "not reachable"), "%s", err);
+}
+
+/* Removes one hook point from a bundle's config.json. */
+static void drop_stage(const char *bundle, const char *stage)
+{
+        char *cfg = harness_path(bundle, "config.json");
+        struct json_object *c = json_object_from_file(cfg), *hooks;
+
+        cr_assert(c && json_object_object_get_ex(c, "hooks", &hooks));
+        json_object_object_del(hooks, stage);
+        cr_assert_eq(json_object_to_file_ext(cfg, c, JSON_C_TO_STRING_PRETTY), 0);
+        json_object_put(c);
+}
+
+/*
+ * Under runc, createRuntime joins the container's mount namespace and mounts
+ * the endpoint itself: a config.json with createRuntime and poststop only
+ * gives a container its vTPM (read-only, only the endpoint), whose PCR 11
+ * inside equals the container log's replay. Where createRuntime cannot mount
+ * (here: run by hand from the host's namespace) and no createContainer hook
+ * would, it fails and destroys the vTPM again: no container starts without
+ * the endpoint.
+ */
+Test(oci, create_runtime_mounts_under_runc)
+{
+        const char *id = "early-1";
+        char *b = make_bundle("b1", "sleep 600", NULL, default_ann);
+        char *out = NULL, *err = NULL, *log;
+        Vtpmd__VtpmResponse *st;
+
+        drop_stage(b, "createContainer");
+        run_detached(id, b);
+        cr_assert_eq(exec_in(id, "ls " MOUNT_INSIDE, &out, &err), 0, "ls: %s", err);
+        cr_assert_str_eq(out, "tpm.sock\ntpm.sock.ctrl\n");
+        cr_assert_neq(exec_in(id, "touch " MOUNT_INSIDE "/x", NULL, &err), 0, "the endpoint is writable");
+        cr_assert_eq(exec_in(id, "tpm2_pcrread sha256:11", &out, &err), 0, "tpm2_pcrread inside: %s", err);
+        st = status_of(id);
+        cr_assert_eq(st->body_case, VTPMD__VTPM_RESPONSE__BODY_STATUS);
+        log = harness_keep(strdup(st->status->instance->log));
+        vtpmd__vtpm_response__free_unpacked(st, NULL);
+        assert_pcr11_is_replay(out, log, "PCR 11 inside");
+
+        char *b2 = make_bundle("b2", "true", NULL, NULL);
+        drop_stage(b2, "createContainer");
+        cr_assert_eq(hook("createRuntime", state_json("early-2", b2, 1), &err, NULL), 1);
+        cr_assert(strstr(err, "no createContainer hook"), "%s", err);
+        cr_assert(strstr(err, "destroyed again"), "%s", err);
+        st = status_of("early-2");
+        cr_assert_eq(st->body_case, VTPMD__VTPM_RESPONSE__BODY_ERROR, "the vTPM of early-2 was left behind");
+        cr_assert_eq(st->error->code, VTPMD__ERROR_CODE__ERR_NOT_FOUND);
+        vtpmd__vtpm_response__free_unpacked(st, NULL);
+        assert_no_mounts_left();
+}
+
+/*
+ * vtpmd answers Create once the records are durable and extends after (held
+ * back 2 s here by its test hook): the container's very first command reads
+ * PCR 11 through the endpoint and must see the measurements (the endpoint
+ * waits for the extends), equal to the container log's replay; a poststop
+ * right after a Create waits too and destroys.
+ */
+Test(oci, first_tpm_command_waits_for_the_extends)
+{
+        const char *id = "first-cmd";
+        char *b, *pcr_file, *got = NULL;
+        Vtpmd__VtpmResponse *st;
+
+        harness_stop(&vd, SIGTERM, 20000);
+        free(vd.log);
+        vd = (harness_proc_t){0};
+        setenv("CSCP_VTPMD_TEST_SETTLE_DELAY_MS", "2000", 1);
+        start_vtpmd();
+        unsetenv("CSCP_VTPMD_TEST_SETTLE_DELAY_MS");
+
+        b = make_bundle("b1", "tpm2_pcrread sha256:11 > /tmp/pcr11 2>&1; sleep 600", NULL, NULL);
+        pcr_file = harness_path(b, "rootfs/tmp/pcr11");
+        run_detached(id, b);
+        for (int waited = 0; waited < 60000; waited += 100) {
+                size_t n = 0;
+                got = harness_slurp(pcr_file, &n);
+                if (got && n > 0 && strstr(got, "11:"))
+                        break;
+                got = NULL; /* kept by the harness */
+                usleep(100000);
+        }
+        cr_assert(got, "the container's first command wrote no PCR 11");
+        st = status_of(id);
+        cr_assert_eq(st->body_case, VTPMD__VTPM_RESPONSE__BODY_STATUS);
+        assert_pcr11_is_replay(got, st->status->instance->log, "the first command read PCR 11");
+        vtpmd__vtpm_response__free_unpacked(st, NULL);
+
+        /* A Create answered, then at once the hook's poststop: it waits for the extends and destroys. */
+        char *b2 = make_bundle("b2", "true", NULL, NULL);
+        char *err = NULL;
+        cr_assert_eq(hook("createRuntime", state_json("quick", b2, 1), &err, NULL), 0, "%s", err);
+        cr_assert_eq(hook("poststop", state_json("quick", b2, 0), &err, NULL), 0, "%s", err);
+        cr_assert(strstr(err, "vTPM destroyed"), "%s", err);
+        assert_host_log_replays();
 }
 
 /* The hooks.d files (podman / CRI-O) follow oci-hooks(5) version 1.0.0. */
@@ -1020,4 +965,51 @@ int main(int argc, char **argv)
                 result = !criterion_run_all_tests(tests);
         criterion_finalize(tests);
         return result;
+}
+
+/*
+ * The whole Container State Challenge Protocol against a real runc container
+ * started with the hook: enroll the host AK, then `cscp challenge --container`
+ * gets host and container quotes, both logs, the bind record and the vEK
+ * certificate, and trusts them; after `runc delete` the vtpm-destroy record
+ * makes the same challenge fail (attestd no longer knows the container).
+ */
+Test(oci, container_challenge_of_a_runc_container_is_trusted)
+{
+        const char *id = "csc-1";
+        char *b = make_bundle("b1", "sleep 600", NULL, default_ann);
+        char *db = harness_path(dir, "store.db"), *out = NULL, *err = NULL;
+        char *extra[] = {"--vtpmd", sock_path, "--host-log", harness_path(state, "host.log"), NULL};
+        int code;
+
+        cr_assert_eq(mkdir(harness_path(dir, "attestd"), 0700), 0);
+        cr_assert_eq(harness_attestd_start(harness_path(dir, "attestd"), HARNESS_TABRMD_TCTI, pki, extra, &ad), 0);
+        have_ad = true;
+        run_detached(id, b);
+        {
+                char **argv = cscp_argv("enroll", (const char *[]){"--tofu", "--db", db, NULL});
+                cr_assert_eq(harness_run(argv, TOOL_MS, &code, &out, &err), 0);
+                cr_assert_eq(code, 0, "enroll: %s %s", out, err);
+                free(out);
+                free(err);
+        }
+        char **argv = cscp_argv("challenge", (const char *[]){"--container", (char *)id, "--vtpm-ca",
+                                                              harness_path(pki, "vtpm-ca.pem"), "--db", db, NULL});
+        cr_assert_eq(harness_run(argv, TOOL_MS, &code, &out, &err), 0);
+        cr_assert_eq(code, 0, "container challenge not trusted:\n%s\n%s", out, err);
+        cr_assert(strstr(out, "ok   vtpm-bind"), "%s", out);
+        cr_assert(strstr(out, "ok   container-pcrs-replay"), "%s", out);
+        free(out);
+        free(err);
+
+        /* runc delete: the poststop hook destroys the vTPM; the container is gone for attestd. */
+        {
+                const char *del[] = {"delete", "--force", id, NULL};
+                cr_assert_eq(runc(TOOL_MS, NULL, NULL, del), 0);
+        }
+        cr_assert_eq(harness_run(argv, TOOL_MS, &code, &out, &err), 0);
+        cr_assert_eq(code, 2, "a destroyed container must not be challengeable: %d\n%s\n%s", code, out, err);
+        cr_assert(strstr(err, "ERR_NOT_FOUND"), "%s", err);
+        free(out);
+        free(err);
 }

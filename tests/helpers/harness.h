@@ -69,3 +69,36 @@ typedef struct harness_attestd {
 int harness_attestd_start(const char *dir, const char *tcti, const char *certs, char *const extra[],
                           harness_attestd_t *ret);
 void harness_attestd_stop(harness_attestd_t *a);
+
+/*
+ * Helpers that assert (Criterion) on failure (tools.c).
+ */
+
+#define HARNESS_TABRMD_TCTI "tabrmd:bus_type=session"
+#define HARNESS_ARGV_MAX    63
+
+/* A file's bytes (also /proc files, which report size 0), NUL-terminated, kept until exit; NULL if it cannot be
+ * opened. */
+char *harness_slurp(const char *path, size_t *ret_len);
+/* SIGKILLs every swtpm whose command line names needle and none of spare (NULL-terminated, may be NULL): what a
+ * failed test left behind. needle NULL: nothing. */
+void harness_kill_swtpms(const char *needle, const char *const spare[]);
+/* Concatenates NULL-terminated vectors (the list ends with NULL) into one argument vector, kept until exit. */
+char **harness_argv(const char *const *part, ...);
+/* --server addr --ca --cert --key of the PKI in pki (harness_mkcerts), NULL-terminated, kept until exit. */
+const char *const *harness_tls_args(const char *addr, const char *pki);
+/* harness_run that must run; outputs kept until exit (NULL: not wanted); returns the exit code. */
+int harness_run_kept(char *const argv[], int timeout_ms, char **ret_out, char **ret_err);
+/* dbus-daemon (a session bus of our own, logs in dir) + tpm2-abrmd in front of host_tcti; sets
+ * DBUS_SESSION_BUS_ADDRESS and TPM2TOOLS_TCTI (HARNESS_TABRMD_TCTI) and waits until abrmd answers. */
+void harness_abrmd_start(const char *dir, const char *host_tcti, harness_proc_t *dbus, harness_proc_t *abrmd);
+/* The lower-case hex value of "<pcr>: 0x..." in tpm2_pcrread's output (kept until exit). */
+char *harness_pcr_hex(const char *out, unsigned pcr);
+/* tpm2_pcrread sha256:<pcr> through tcti (sets TPM2TOOLS_TCTI): harness_pcr_hex of its output. */
+char *harness_pcrread(const char *tcti, unsigned pcr);
+/* `cscp eventlog replay LOG --format cel-tlv --json`: the sha256 value of pcr (kept), NULL if the log never
+ * extends it. */
+char *harness_replay(const char *log, unsigned pcr);
+/* A new temporary directory (returned) with a PKI in <dir>/pki (harness_mkcerts; *ret_pki) and a swtpm started in
+ * <dir>/<name>. */
+char *harness_setup_tpm(const char *name, char **ret_pki, harness_swtpm_t *ret);

@@ -22,26 +22,64 @@
 #include "frame.h"
 #include "harness.h"
 #include "pcr.h"
+#include "quote.h"
 #include "util.h"
 
 static char *dir, *pki;
 static harness_swtpm_t tpm;
 static harness_attestd_t ad;
 
+/*
+ * The host AK these tests trust: pinned from attestd's first answer (these
+ * tests are about serving; enrollment has its own tests). CLI challenges get
+ * "--no-db --ak-name <it>" unless they say otherwise.
+ */
+static uint8_t pin_name[sizeof(TPMU_NAME)];
+static size_t pinned_len;
+static char pinned_hex[2 * sizeof(TPMU_NAME) + 1];
+
+static int challenge_lib(cscp_conn_t *conn, size_t nonce_len, Cscp__Frame **ret_resp);
+static cscp_client_opts_t tls_opts(void);
+
+static void pin_ak(bool plaintext)
+{
+        cscp_client_opts_t o = tls_opts();
+        cscp_conn_t *c = NULL;
+        Cscp__Frame *resp = NULL;
+        TPM2B_NAME name = {0};
+        char err[512];
+
+        if (plaintext)
+                o = (cscp_client_opts_t){.server = ad.addr, .insecure_plaintext = true, .timeout_ms = 20000};
+        cr_assert_eq(cscp_conn_open(&o, &c, err, sizeof(err)), 0, "connect: %s", err);
+        cr_assert_eq(challenge_lib(c, 32, &resp), 0);
+        cr_assert_eq(resp->body_case, CSCP__FRAME__BODY_EVIDENCE);
+        cr_assert_eq(cscp_tpm_public_name(resp->evidence->host_quote->ak_public.data,
+                                          resp->evidence->host_quote->ak_public.len, &name),
+                     0);
+        memcpy(pin_name, name.name, name.size);
+        pinned_len = name.size;
+        cscp_hex_encode(pin_name, pinned_len, pinned_hex);
+        cscp__frame__free_unpacked(resp, NULL);
+        cscp_conn_free(c);
+}
+
 static void start_attestd(char *const extra[])
 {
+        bool plaintext = false;
         int r = harness_attestd_start(dir, tpm.tcti, pki, extra, &ad);
         if (r < 0)
                 harness_dump_log(&ad.proc);
         cr_assert_eq(r, 0, "attestd did not start: %s", cscp_strerror(r));
+        for (size_t i = 0; extra && extra[i]; i++)
+                if (strcmp(extra[i], "--insecure-plaintext") == 0)
+                        plaintext = true;
+        pin_ak(plaintext);
 }
 
 static void setup_common(void)
 {
-        dir = harness_tmpdir();
-        pki = harness_path(dir, "pki");
-        cr_assert_eq(harness_mkcerts(pki), 0, "certs/mkcerts failed");
-        cr_assert_eq(harness_swtpm_start(harness_path(dir, "swtpm"), &tpm), 0, "swtpm did not start");
+        dir = harness_setup_tpm("swtpm", &pki, &tpm);
 }
 
 static void setup(void)
@@ -72,40 +110,35 @@ static int run_cscp(char **out, char **errout, const char *const *args)
 {
         char *argv[32];
         size_t n = 0;
-        int code = -1;
-        char *o = NULL, *e = NULL;
+        bool is_challenge = args[0] && strcmp(args[0], "challenge") == 0, pin = is_challenge && pinned_len;
 
         argv[n++] = harness_path(harness_build_dir(), "cscp");
-        for (; *args && n < 31; args++)
+        for (const char *const *a = args; *a; a++)
+                if (strcmp(*a, "--ak-name") == 0 || strncmp(*a, "--db", 4) == 0)
+                        pin = false;
+        for (; *args && n < 28; args++)
                 argv[n++] = (char *)*args;
+        if (pin) {
+                argv[n++] = "--no-db";
+                argv[n++] = "--ak-name";
+                argv[n++] = pinned_hex;
+        }
         argv[n] = NULL;
-        cr_assert_eq(harness_run(argv, 60000, &code, &o, &e), 0, "cscp did not run");
         /* Outputs live until the test ends: callers compare several runs. */
-        harness_keep(o);
-        harness_keep(e);
-        if (out)
-                *out = o;
-        if (errout)
-                *errout = e;
-        return code;
+        return harness_run_kept(argv, 60000, out, errout);
+}
+
+/* cmd with the TLS options for attestd, then rest (NULL-terminated). */
+static const char *const *tls_argv(const char *cmd, const char *const *rest)
+{
+        return (const char *const *)harness_argv((const char *[]){cmd, NULL}, harness_tls_args(ad.addr, pki), rest,
+                                                 NULL);
 }
 
 static int challenge_cli(char **out, char **err, const char *extra1, const char *extra2)
 {
-        const char *args[] = {"challenge",
-                              "--server",
-                              ad.addr,
-                              "--ca",
-                              harness_path(pki, "ca.pem"),
-                              "--cert",
-                              harness_path(pki, "client.pem"),
-                              "--key",
-                              harness_path(pki, "client-key.pem"),
-                              "--pcrs",
-                              "sha256:0-7,10+sha1:0",
-                              extra1,
-                              extra2,
-                              NULL};
+        const char *const *args =
+                tls_argv("challenge", (const char *[]){"--pcrs", "sha256:0-7,10+sha1:0", extra1, extra2, NULL});
         return run_cscp(out, err, args);
 }
 
@@ -148,7 +181,11 @@ static int challenge_lib(cscp_conn_t *conn, size_t nonce_len, Cscp__Frame **ret_
         }
         cscp_verdict_t v;
         cscp_verdict_init(&v);
-        cscp_expect_t want = {.nonce = nonce, .nonce_len = nonce_len, .host_pcrs = &sel};
+        cscp_expect_t want = {.nonce = nonce,
+                              .nonce_len = nonce_len,
+                              .host_pcrs = &sel,
+                              .host_ak_name = pin_name,
+                              .host_ak_name_len = pinned_len};
         r = cscp_evidence_verify(resp->evidence, &want, &v);
         if (r == 0)
                 r = (int)cscp_verdict_result(&v);
@@ -481,19 +518,8 @@ Test(attestd, saved_evidence_verifies_offline_and_tampering_is_caught)
         /* An evidence file that cannot be written is an error, not a verdict. */
         cr_assert_eq(challenge_cli(&out, NULL, "--json", "--save-evidence=/nonexistent-dir/evidence.bin"), 2);
         {
-                const char *args[] = {"challenge",
-                                      "--server",
-                                      ad.addr,
-                                      "--ca",
-                                      harness_path(pki, "ca.pem"),
-                                      "--cert",
-                                      harness_path(pki, "client.pem"),
-                                      "--key",
-                                      harness_path(pki, "client-key.pem"),
-                                      "--json",
-                                      "--save-evidence",
-                                      ev,
-                                      NULL};
+                const char *const *args =
+                        tls_argv("challenge", (const char *[]){"--json", "--save-evidence", ev, NULL});
                 cr_assert_eq(run_cscp(&out, NULL, args), 0, "%s", out);
         }
         root = json_tokener_parse(out);
@@ -554,6 +580,7 @@ Test(attestd, rsa_ak)
                 cr_assert_eq(mkdir(d2, 0700), 0);
                 char *const *ex = extra;
                 cr_assert_eq(harness_attestd_start(d2, tpm.tcti, pki, ex, &ad), 0);
+                pin_ak(false); /* a new state directory: a new AK */
         }
         cr_assert_eq(challenge_cli(&out, NULL, NULL, NULL), 0, "%s", out);
         cr_assert(strstr(out, "verdict: trusted"), "%s", out);
@@ -571,6 +598,8 @@ Test(attestd, connection_limit_and_timeouts)
         ad = (harness_attestd_t){0};
         cr_assert_eq(mkdir(harness_path(dir, "limits"), 0700), 0);
         cr_assert_eq(harness_attestd_start(harness_path(dir, "limits"), tpm.tcti, pki, extra, &ad), 0);
+        pin_ak(false);      /* a new state directory: a new AK */
+        usleep(200 * 1000); /* let attestd see that connection closed before counting the next two */
         o = tls_opts();
         cr_assert_eq(cscp_conn_open(&o, &c1, err, sizeof(err)), 0, "%s", err);
         cr_assert_eq(cscp_conn_open(&o, &c2, err, sizeof(err)), 0, "%s", err);
@@ -657,7 +686,11 @@ Test(attestd, batch_proof_is_required_and_bound)
         cscp_pcrsel_wire_free(w, nw);
         cr_assert_eq(resp->body_case, CSCP__FRAME__BODY_EVIDENCE);
 
-        cscp_expect_t want = {.nonce = nonce, .nonce_len = sizeof(nonce), .host_pcrs = &sel};
+        cscp_expect_t want = {.nonce = nonce,
+                              .nonce_len = sizeof(nonce),
+                              .host_pcrs = &sel,
+                              .host_ak_name = pin_name,
+                              .host_ak_name_len = pinned_len};
         cscp_verdict_t v;
         Cscp__BatchProof *bp = resp->evidence->host_batch;
 

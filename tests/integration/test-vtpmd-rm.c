@@ -7,7 +7,6 @@
  * independent reader of the container log.
  */
 #include <errno.h>
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +18,6 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
-#include <json-c/json.h>
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
 
@@ -27,6 +25,7 @@
 #include "error.h"
 #include "harness.h"
 #include "util.h"
+#include "vctl.h"
 
 #define TOOL_TIMEOUT_MS 120000
 
@@ -38,78 +37,12 @@ static harness_proc_t vd;
 
 static int start_vtpmd(const char *const *extra)
 {
-        char *argv[40];
-        size_t n = 0;
-        int r;
-
-        argv[n++] = harness_path(harness_path(harness_build_dir(), "vtpmd"), "vtpmd");
-        argv[n++] = "--tcti";
-        argv[n++] = host.tcti;
-        argv[n++] = "--state-dir";
-        argv[n++] = state;
-        argv[n++] = "--run-dir";
-        argv[n++] = run;
-        argv[n++] = "--vtpm-ca";
-        argv[n++] = harness_path(pki, "vtpm-ca.pem");
-        argv[n++] = "--vtpm-ca-key";
-        argv[n++] = harness_path(pki, "vtpm-ca-key.pem");
-        argv[n++] = "--ready-file";
-        argv[n++] = ready;
-        argv[n++] = "--stop-instances";
-        argv[n++] = "-v";
-        for (; extra && *extra && n < 38; extra++)
-                argv[n++] = (char *)*extra;
-        argv[n] = NULL;
-        (void)unlink(ready);
-        free(vd.log);
-        vd.log = NULL;
-        r = harness_spawn(argv, vlog, &vd);
-        if (r < 0)
-                return r;
-        r = harness_wait_path(ready, 30000);
-        if (r < 0)
-                harness_dump_log(&vd);
-        return r;
-}
-
-/* Kills any swtpm whose command line names our state directory (a failed test, a kill -9 of vtpmd). */
-static void kill_leftovers(void)
-{
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-
-        if (!d)
-                return;
-        while ((e = readdir(d))) {
-                char path[64], buf[4096];
-                size_t n;
-                FILE *f;
-                int pid = atoi(e->d_name);
-
-                if (pid <= 1 || pid == getpid())
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-                f = fopen(path, "r");
-                if (!f)
-                        continue;
-                n = fread(buf, 1, sizeof(buf) - 1, f);
-                fclose(f);
-                for (size_t i = 0; i < n; i++)
-                        if (buf[i] == '\0')
-                                buf[i] = ' ';
-                buf[n] = '\0';
-                if (strncmp(buf, "/usr/bin/swtpm", 14) != 0 && strncmp(buf, "swtpm", 5) != 0)
-                        continue;
-                if (strstr(buf, state))
-                        kill(pid, SIGKILL);
-        }
-        closedir(d);
+        return vctl_vtpmd_spawn(vctl_vtpmd_argv(host.tcti, state, run, pki, ready, extra), vlog, ready, 30000, &vd);
 }
 
 static void setup(void)
 {
-        dir = harness_tmpdir();
-        pki = harness_path(dir, "pki");
+        dir = harness_setup_tpm("host", &pki, &host);
         state = harness_path(dir, "state");
         run = harness_path(dir, "r");
         ready = harness_path(dir, "ready");
@@ -117,8 +50,6 @@ static void setup(void)
         vlog = harness_path(dir, "vtpmd.log");
         work = harness_path(dir, "work");
         cr_assert_eq(mkdir(work, 0700), 0);
-        cr_assert_eq(harness_mkcerts(pki), 0, "certs/mkcerts failed");
-        cr_assert_eq(harness_swtpm_start(harness_path(dir, "host"), &host), 0, "host swtpm did not start");
 }
 
 static void teardown(void)
@@ -134,51 +65,25 @@ static void teardown(void)
         }
         free(vd.log);
         vd.log = NULL;
-        kill_leftovers();
+        harness_kill_swtpms(state, NULL);
         harness_swtpm_stop(&host);
         cr_assert(clean, "vtpmd did not stop cleanly on SIGTERM (wait status 0x%x)", (unsigned)st);
 }
 
 static Vtpmd__VtpmResponse *call(Vtpmd__VtpmRequest *req)
 {
-        vtpmd_client_t *c = NULL;
-        Vtpmd__VtpmResponse *resp = NULL;
-        int r;
-
-        r = vtpmd_client_connect(sock_path, 120000, &c);
-        cr_assert_eq(r, 0, "connect %s: %s", sock_path, cscp_strerror(r));
-        r = vtpmd_client_call(c, req, &resp);
-        vtpmd_client_free(c);
-        if (r < 0)
-                harness_dump_log(&vd);
-        cr_assert_eq(r, 0, "control call: %s", cscp_strerror(r));
-        return resp;
+        return vctl_call(sock_path, &vd, req);
 }
 
 /* Create id; returns its container log path (kept). */
 static char *create_ok(const char *id, uint32_t *ret_pid)
 {
-        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
-        Vtpmd__Create cr = VTPMD__CREATE__INIT;
-        Vtpmd__Measurements ms = VTPMD__MEASUREMENTS__INIT;
-        char *args[] = {"/bin/sh", "-c", "sleep infinity"};
+        Vtpmd__Measurements ms;
         Vtpmd__VtpmResponse *resp;
         char *log;
 
-        ms.runtime_name = "runc";
-        ms.runtime_version = "1.1.12";
-        ms.args = args;
-        ms.n_args = 3;
-        cr.container_id = (char *)id;
-        cr.measurements = &ms;
-        req.body_case = VTPMD__VTPM_REQUEST__BODY_CREATE;
-        req.create = &cr;
-        resp = call(&req);
-        if (resp->body_case != VTPMD__VTPM_RESPONSE__BODY_CREATED) {
-                harness_dump_log(&vd);
-                cr_assert_fail("Create %s failed: %s", id,
-                               resp->body_case == VTPMD__VTPM_RESPONSE__BODY_ERROR ? resp->error->message : "?");
-        }
+        vctl_measurements(&ms, false, false);
+        resp = vctl_create_ok(sock_path, &vd, id, &ms);
         log = harness_keep(strdup(resp->created->instance->log));
         if (ret_pid)
                 *ret_pid = resp->created->instance->pid;
@@ -188,15 +93,9 @@ static char *create_ok(const char *id, uint32_t *ret_pid)
 
 static uint32_t status_pid(const char *id)
 {
-        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
-        Vtpmd__Status st = VTPMD__STATUS__INIT;
-        Vtpmd__VtpmResponse *resp;
+        Vtpmd__VtpmResponse *resp = vctl_status(sock_path, &vd, id);
         uint32_t pid;
 
-        st.container_id = (char *)id;
-        req.body_case = VTPMD__VTPM_REQUEST__BODY_STATUS;
-        req.status = &st;
-        resp = call(&req);
         cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_STATUS);
         pid = resp->status->instance->pid;
         vtpmd__vtpm_response__free_unpacked(resp, NULL);
@@ -283,45 +182,19 @@ static int tool(const char *id, char **out, char **err, const char *const *argv)
 
 static char *pcrread(const char *id, unsigned pcr)
 {
-        char sel[32], want[16], *out = NULL, *p, *hex;
+        char sel[32], *out = NULL;
         const char *argv[] = {"tpm2_pcrread", sel, NULL};
 
         snprintf(sel, sizeof(sel), "sha256:%u", pcr);
         cr_assert_eq(tool(id, &out, NULL, argv), 0, "tpm2_pcrread through the endpoint");
-        snprintf(want, sizeof(want), "%u: 0x", pcr);
-        p = strstr(out, want);
-        cr_assert(p, "no PCR %u in: %s", pcr, out);
-        p += strlen(want);
-        hex = harness_keep(calloc(1, 65));
-        for (size_t i = 0; i < 64 && p[i]; i++)
-                hex[i] = (char)(p[i] >= 'A' && p[i] <= 'F' ? p[i] - 'A' + 'a' : p[i]);
-        return hex;
+        return harness_pcr_hex(out, pcr);
 }
 
+/* The replay of log for pcr; zeros if the log never extends it. */
 static char *replay(const char *log, unsigned pcr)
 {
-        char *argv[] = {harness_path(harness_build_dir(), "cscp"),
-                        "eventlog",
-                        "replay",
-                        (char *)log,
-                        "--format",
-                        "cel-tlv",
-                        "--json",
-                        NULL};
-        char *out = NULL, *err = NULL, key[8], *res = NULL;
-        struct json_object *j, *bank, *v;
-        int code = -1;
+        char *res = harness_replay(log, pcr);
 
-        cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &out, &err), 0);
-        cr_assert_eq(code, 0, "cscp eventlog replay %s: %s", log, err);
-        j = json_tokener_parse(out);
-        cr_assert(j, "replay output is not JSON: %s", out);
-        snprintf(key, sizeof(key), "%u", pcr);
-        if (json_object_object_get_ex(j, "sha256", &bank) && json_object_object_get_ex(bank, key, &v))
-                res = harness_keep(strdup(json_object_get_string(v)));
-        json_object_put(j);
-        free(out);
-        free(err);
         return res ? res : "0000000000000000000000000000000000000000000000000000000000000000";
 }
 

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
-#include <json-c/json.h>
 #include <openssl/evp.h>
 
 #include "core.h"
@@ -30,6 +29,7 @@
 #include "pcr.h"
 #include "tpm.h"
 #include "util.h"
+#include "vctl.h"
 
 #define TOOL_TIMEOUT_MS 60000
 #define N_MANY          20
@@ -52,89 +52,18 @@ static char *vtpmctl_bin(void)
 
 static int start_vtpmd(const char *const *extra)
 {
-        char *argv[40];
-        size_t n = 0;
-        int r;
-
-        argv[n++] = vtpmd_bin();
-        argv[n++] = "--tcti";
-        argv[n++] = host.tcti;
-        argv[n++] = "--state-dir";
-        argv[n++] = state;
-        argv[n++] = "--run-dir";
-        argv[n++] = run;
-        argv[n++] = "--vtpm-ca";
-        argv[n++] = harness_path(pki, "vtpm-ca.pem");
-        argv[n++] = "--vtpm-ca-key";
-        argv[n++] = harness_path(pki, "vtpm-ca-key.pem");
-        argv[n++] = "--ready-file";
-        argv[n++] = ready;
-        argv[n++] = "--stop-instances";
-        argv[n++] = "-v";
-        for (; extra && *extra && n < 38; extra++)
-                argv[n++] = (char *)*extra;
-        argv[n] = NULL;
-        (void)unlink(ready);
-        free(vd.log); /* from the previous vtpmd of this test, if any */
-        vd.log = NULL;
-        r = harness_spawn(argv, vlog, &vd);
-        if (r < 0)
-                return r;
-        r = harness_wait_path(ready, 30000);
-        if (r < 0) {
-                harness_dump_log(&vd);
-                return r;
-        }
-        return 0;
-}
-
-/* Kills every swtpm a vtpmd of this test left behind (a failed test, a kill -9): any process whose command line
- * names our state directory. */
-static void kill_leftovers(void)
-{
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-
-        if (!d)
-                return;
-        while ((e = readdir(d))) {
-                char path[64], buf[4096];
-                size_t n;
-                FILE *f;
-                int pid = atoi(e->d_name);
-
-                if (pid <= 1 || pid == getpid())
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-                f = fopen(path, "r");
-                if (!f)
-                        continue;
-                n = fread(buf, 1, sizeof(buf) - 1, f);
-                fclose(f);
-                for (size_t i = 0; i < n; i++)
-                        if (buf[i] == '\0')
-                                buf[i] = ' ';
-                buf[n] = '\0';
-                if (strncmp(buf, "/usr/bin/swtpm", 14) != 0 && strncmp(buf, "swtpm", 5) != 0)
-                        continue;
-                if (strstr(buf, state))
-                        kill(pid, SIGKILL);
-        }
-        closedir(d);
+        return vctl_vtpmd_spawn(vctl_vtpmd_argv(host.tcti, state, run, pki, ready, extra), vlog, ready, 30000, &vd);
 }
 
 static void setup(void)
 {
-        dir = harness_tmpdir();
-        pki = harness_path(dir, "pki");
+        dir = harness_setup_tpm("host", &pki, &host);
         state = harness_path(dir, "state");
         run = harness_path(dir, "r");
         ready = harness_path(dir, "ready");
         sock_path = harness_path(run, "vtpmd.sock");
         vlog = harness_path(dir, "vtpmd.log");
-        cr_assert_eq(harness_mkcerts(pki), 0, "certs/mkcerts failed");
         cr_assert_eq(access(harness_path(pki, "vtpm-ca.pem"), R_OK), 0, "mkcerts made no vtpm-ca.pem");
-        cr_assert_eq(harness_swtpm_start(harness_path(dir, "host"), &host), 0, "host swtpm did not start");
 }
 
 static void teardown(void)
@@ -150,7 +79,7 @@ static void teardown(void)
         }
         free(vd.log);
         vd.log = NULL;
-        kill_leftovers();
+        harness_kill_swtpms(state, NULL);
         harness_swtpm_stop(&host);
         cr_assert(clean, "vtpmd did not stop cleanly on SIGTERM (wait status 0x%x)", (unsigned)st);
 }
@@ -159,18 +88,7 @@ static void teardown(void)
 
 static Vtpmd__VtpmResponse *call(Vtpmd__VtpmRequest *req)
 {
-        vtpmd_client_t *c = NULL;
-        Vtpmd__VtpmResponse *resp = NULL;
-        int r;
-
-        r = vtpmd_client_connect(sock_path, 120000, &c);
-        cr_assert_eq(r, 0, "connect %s: %s", sock_path, cscp_strerror(r));
-        r = vtpmd_client_call(c, req, &resp);
-        vtpmd_client_free(c);
-        if (r < 0)
-                harness_dump_log(&vd);
-        cr_assert_eq(r, 0, "control call: %s", cscp_strerror(r));
-        return resp;
+        return vctl_call(sock_path, &vd, req);
 }
 
 static Vtpmd__ErrorCode err_of(Vtpmd__VtpmResponse *resp)
@@ -181,35 +99,12 @@ static Vtpmd__ErrorCode err_of(Vtpmd__VtpmResponse *resp)
 
 static Vtpmd__VtpmResponse *create_req(const char *id)
 {
-        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
-        Vtpmd__Create cr = VTPMD__CREATE__INIT;
-        Vtpmd__Measurements ms = VTPMD__MEASUREMENTS__INIT;
-        char *args[] = {"/bin/sh", "-c", "sleep infinity"};
-        char *env[] = {"PATH=/usr/bin:/bin", "SERVICE_PORT=8080"};
-
-        ms.runtime_name = "runc";
-        ms.runtime_version = "1.1.12";
-        ms.config_digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        ms.args = args;
-        ms.n_args = 3;
-        ms.env = env;
-        ms.n_env = 2;
-        cr.container_id = (char *)id;
-        cr.measurements = &ms;
-        req.body_case = VTPMD__VTPM_REQUEST__BODY_CREATE;
-        req.create = &cr;
-        return call(&req);
+        return vctl_create(sock_path, &vd, id, NULL);
 }
 
 static Vtpmd__VtpmResponse *create_ok(const char *id)
 {
-        Vtpmd__VtpmResponse *resp = create_req(id);
-        if (resp->body_case == VTPMD__VTPM_RESPONSE__BODY_ERROR) {
-                harness_dump_log(&vd);
-                cr_assert_fail("Create %s: %s: %s", id, vtpmd_error_code_name(resp->error->code), resp->error->message);
-        }
-        cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_CREATED);
-        return resp;
+        return vctl_create_ok(sock_path, &vd, id, NULL);
 }
 
 static Vtpmd__VtpmResponse *destroy_req(const char *id, bool keep)
@@ -238,13 +133,7 @@ static Vtpmd__VtpmResponse *list_req(void)
 
 static Vtpmd__VtpmResponse *status_req(const char *id)
 {
-        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
-        Vtpmd__Status st = VTPMD__STATUS__INIT;
-
-        st.container_id = (char *)id;
-        req.body_case = VTPMD__VTPM_REQUEST__BODY_STATUS;
-        req.status = &st;
-        return call(&req);
+        return vctl_status(sock_path, &vd, id);
 }
 
 static void assert_serving(void)
@@ -256,62 +145,10 @@ static void assert_serving(void)
 
 /* ---- reading PCRs ----------------------------------------------------------------- */
 
-/* tpm2_pcrread sha256:<pcr> through tcti; returns the lower-case hex value. */
-static char *pcrread(const char *tcti, unsigned pcr)
-{
-        char sel[32], want[16];
-        char *argv[] = {"tpm2_pcrread", sel, NULL};
-        char *out = NULL, *err = NULL, *p, *hex;
-        int code = -1;
-
-        snprintf(sel, sizeof(sel), "sha256:%u", pcr);
-        setenv("TPM2TOOLS_TCTI", tcti, 1);
-        cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &out, &err), 0);
-        cr_assert_eq(code, 0, "tpm2_pcrread %s via %s: %s", sel, tcti, err);
-        snprintf(want, sizeof(want), "%u: 0x", pcr);
-        p = strstr(out, want);
-        cr_assert(p, "no PCR %u in: %s", pcr, out);
-        p += strlen(want);
-        hex = calloc(1, 65);
-        for (size_t i = 0; i < 64 && p[i]; i++)
-                hex[i] = (char)(p[i] >= 'A' && p[i] <= 'F' ? p[i] - 'A' + 'a' : p[i]);
-        free(out);
-        free(err);
-        return harness_keep(hex);
-}
-
-/* `cscp eventlog replay LOG --format cel-tlv --json`: the sha256 value of pcr (NULL if the log never extends it). */
-static char *replay(const char *log, unsigned pcr)
-{
-        char *argv[] = {harness_path(harness_build_dir(), "cscp"),
-                        "eventlog",
-                        "replay",
-                        (char *)log,
-                        "--format",
-                        "cel-tlv",
-                        "--json",
-                        NULL};
-        char *out = NULL, *err = NULL, key[8], *res = NULL;
-        struct json_object *j, *bank, *v;
-        int code = -1;
-
-        cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &out, &err), 0);
-        cr_assert_eq(code, 0, "cscp eventlog replay %s: %s", log, err);
-        j = json_tokener_parse(out);
-        cr_assert(j, "replay output is not JSON: %s", out);
-        snprintf(key, sizeof(key), "%u", pcr);
-        if (json_object_object_get_ex(j, "sha256", &bank) && json_object_object_get_ex(bank, key, &v))
-                res = harness_keep(strdup(json_object_get_string(v)));
-        json_object_put(j);
-        free(out);
-        free(err);
-        return res;
-}
-
 static void assert_host_pcr_matches_log(void)
 {
-        char *tpm = pcrread(host.tcti, 15);
-        char *log = replay(harness_path(state, "host.log"), 15);
+        char *tpm = harness_pcrread(host.tcti, 15);
+        char *log = harness_replay(harness_path(state, "host.log"), 15);
 
         cr_assert(log, "host log extends no PCR 15");
         cr_assert_str_eq(tpm, log, "host PCR 15 %s != replay of the host log %s", tpm, log);
@@ -323,8 +160,8 @@ static void assert_vtpm_matches_log(const char *sock, const char *log)
 
         snprintf(tcti, sizeof(tcti), "swtpm:path=%s", sock);
         for (unsigned pcr = 11; pcr <= 12; pcr++) {
-                char *want = replay(log, pcr);
-                char *have = pcrread(tcti, pcr);
+                char *want = harness_replay(log, pcr);
+                char *have = harness_pcrread(tcti, pcr);
                 if (!want)
                         want = "0000000000000000000000000000000000000000000000000000000000000000";
                 cr_assert_str_eq(have, want, "vTPM %s PCR %u = %s, container log replay = %s", sock, pcr, have, want);
@@ -370,25 +207,8 @@ static uint32_t wait_state(const char *id, const char *want_state, unsigned min_
 
 static int run_vtpmctl(char **out, char **err, const char *const *args)
 {
-        char *argv[32];
-        size_t n = 0;
-        int code = -1;
-        char *o = NULL, *e = NULL;
-
-        argv[n++] = vtpmctl_bin();
-        argv[n++] = "--socket";
-        argv[n++] = sock_path;
-        for (; *args && n < 31; args++)
-                argv[n++] = (char *)*args;
-        argv[n] = NULL;
-        cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &o, &e), 0);
-        harness_keep(o);
-        harness_keep(e);
-        if (out)
-                *out = o;
-        if (err)
-                *err = e;
-        return code;
+        return harness_run_kept(harness_argv((const char *[]){vtpmctl_bin(), "--socket", sock_path, NULL}, args, NULL),
+                                TOOL_TIMEOUT_MS, out, err);
 }
 
 /* Alive and not a zombie (an adopted swtpm that exited waits for init to reap it). */
@@ -483,13 +303,13 @@ Test(vtpmd, many_instances_supervised_and_readopted)
         }
         char tcti5[PATH_MAX + 16];
         snprintf(tcti5, sizeof(tcti5), "swtpm:path=%s", socks[5]);
-        char *before5 = pcrread(tcti5, 11);
+        char *before5 = harness_pcrread(tcti5, 11);
         cr_assert_eq(kill((pid_t)pids[5], SIGKILL), 0);
         uint32_t pid5 = wait_state(ids[5], "ready", 1, 30000);
         cr_assert_neq(pid5, pids[5], "swtpm was not restarted");
         pids[5] = pid5;
         assert_vtpm_matches_log(socks[5], logs[5]);
-        cr_assert_str_eq(pcrread(tcti5, 11), before5, "PCR 11 not restored after the restart");
+        cr_assert_str_eq(harness_pcrread(tcti5, 11), before5, "PCR 11 not restored after the restart");
         for (int i = 0; i < N_MANY; i++) {
                 if (i == 5)
                         continue;
@@ -734,7 +554,7 @@ Test(vtpmd, measurement_policy_host_processes)
         cr_assert_eq(started, 0, "vtpmd did not start with %s", pol);
 
         char *log = harness_path(state, "host-pcr11.cel");
-        char *tpm = pcrread(host.tcti, 11), *rep = replay(log, 11);
+        char *tpm = harness_pcrread(host.tcti, 11), *rep = harness_replay(log, 11);
         cr_assert(rep, "host-pcr11.cel extends no PCR 11");
         cr_assert_str_eq(tpm, rep, "host PCR 11 %s != replay of host-pcr11.cel %s", tpm, rep);
         cr_assert_eq(cscp_file_read("/usr/bin/sleep", 64u << 20, &bin, &bin_len), 0);
@@ -754,22 +574,9 @@ Test(vtpmd, measurement_policy_host_processes)
         fputs("backend: tpm\nmeasure:\n  sytem:\n    processes: []\n", f);
         cr_assert_eq(fclose(f), 0);
         {
-                char *argv[] = {vtpmd_bin(),
-                                "--tcti",
-                                host.tcti,
-                                "--state-dir",
-                                state,
-                                "--run-dir",
-                                run,
-                                "--vtpm-ca",
-                                harness_path(pki, "vtpm-ca.pem"),
-                                "--vtpm-ca-key",
-                                harness_path(pki, "vtpm-ca-key.pem"),
-                                "--socket",
-                                harness_path(dir, "other.sock"),
-                                "--measurement-policy",
-                                bad,
-                                NULL};
+                char **argv = vctl_vtpmd_argv(host.tcti, state, run, pki, NULL,
+                                              (const char *[]){"--socket", harness_path(dir, "other.sock"),
+                                                               "--measurement-policy", bad, NULL});
                 char *out = NULL, *err = NULL;
                 int code = -1;
                 cr_assert_eq(harness_run(argv, TOOL_TIMEOUT_MS, &code, &out, &err), 0);
@@ -1035,6 +842,163 @@ Test(vtpmd, warm_pool)
         bool from_pool = resp->created->instance->from_pool;
         vtpmd__vtpm_response__free_unpacked(resp, NULL);
         cr_assert(from_pool, "the re-adopted pool was not used");
+        assert_host_pcr_matches_log();
+}
+
+/* ---- Create: acknowledged when durable, extended right after -------------------------- */
+
+#define SETTLE_DELAY_ENV "CSCP_VTPMD_TEST_SETTLE_DELAY_MS"
+
+static Vtpmd__VtpmResponse *quote_req(const char *id, const uint8_t *nonce, size_t nonce_len, uint32_t pcr)
+{
+        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
+        Vtpmd__Quote q = VTPMD__QUOTE__INIT;
+        Cscp__PcrSelection sel = CSCP__PCR_SELECTION__INIT, *psel = &sel;
+        uint32_t pcrs[1] = {pcr};
+
+        sel.hash_alg = 0x000B; /* sha256 */
+        sel.pcrs = pcrs;
+        sel.n_pcrs = 1;
+        q.container_id = (char *)id;
+        q.nonce = (ProtobufCBinaryData){.data = (uint8_t *)nonce, .len = nonce_len};
+        q.pcrs = &psel;
+        q.n_pcrs = 1;
+        req.body_case = VTPMD__VTPM_REQUEST__BODY_QUOTE;
+        req.quote = &q;
+        return call(&req);
+}
+
+static bool file_contains(const char *path, const char *needle)
+{
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        bool found;
+
+        if (cscp_file_read(path, 64u * 1024 * 1024, &buf, &len) < 0)
+                return false;
+        found = memmem(buf, len, needle, strlen(needle)) != NULL;
+        free(buf);
+        return found;
+}
+
+static char *hex_of(const uint8_t *p, size_t n)
+{
+        char *h = calloc(1, 2 * n + 1);
+
+        cr_assert(h);
+        for (size_t i = 0; i < n; i++)
+                snprintf(h + 2 * i, 3, "%02x", p[i]);
+        return harness_keep(h);
+}
+
+/*
+ * vtpmd acknowledges Create once the records are durable and extends right
+ * after (held back here by the test hook for 1.5 s): a Quote and a Status
+ * sent right after the acknowledgement wait for the extends, and the quoted
+ * PCR 11 is the replay of the container log; the container's endpoint sees
+ * the same; the host PCR replays the host log.
+ */
+Test(vtpmd, quote_right_after_create_sees_the_measurements)
+{
+        const uint8_t nonce[20] = "fresh-nonce-0123456";
+        Vtpmd__VtpmResponse *cr, *st, *q;
+        char *log, *sock, *want;
+        uint64_t t_ack, t_quote;
+
+        setenv(SETTLE_DELAY_ENV, "1500", 1);
+        int r = start_vtpmd(NULL);
+        unsetenv(SETTLE_DELAY_ENV);
+        cr_assert_eq(r, 0, "vtpmd did not start");
+        cr = create_ok("early");
+        t_ack = now_us();
+        log = harness_keep(strdup(cr->created->instance->log));
+        sock = harness_keep(strdup(cr->created->instance->socket));
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+
+        q = quote_req("early", nonce, sizeof(nonce), 11);
+        t_quote = now_us() - t_ack;
+        if (q->body_case != VTPMD__VTPM_RESPONSE__BODY_QUOTE)
+                harness_dump_log(&vd);
+        cr_assert_eq(q->body_case, VTPMD__VTPM_RESPONSE__BODY_QUOTE, "Quote right after Create: %s",
+                     q->body_case == VTPMD__VTPM_RESPONSE__BODY_ERROR ? q->error->message : "?");
+        cr_assert_geq(t_quote, 1000000, "the Quote was answered %.0f ms after Create: it did not wait for the extends",
+                      t_quote / 1e3);
+        cr_assert_eq(q->quote->quote->n_pcrs, 1);
+        want = harness_replay(log, 11);
+        cr_assert(want, "the container log extends no PCR 11");
+        cr_assert_str_eq(hex_of(q->quote->quote->pcrs[0]->value.data, q->quote->quote->pcrs[0]->value.len), want,
+                         "quoted PCR 11 != replay of the container log");
+        vtpmd__vtpm_response__free_unpacked(q, NULL);
+
+        /* Status right after a second Create waits too, then says ready. */
+        cr = create_ok("early-2");
+        t_ack = now_us();
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        st = status_req("early-2");
+        cr_assert_eq(st->body_case, VTPMD__VTPM_RESPONSE__BODY_STATUS);
+        cr_assert_str_eq(st->status->instance->state, "ready");
+        cr_assert_geq(now_us() - t_ack, 1000000, "Status did not wait for the extends");
+        vtpmd__vtpm_response__free_unpacked(st, NULL);
+
+        assert_vtpm_matches_log(sock, log);
+        assert_host_pcr_matches_log();
+        cr_assert(file_contains(vlog, "settled after"), "vtpmd logged no settle time");
+}
+
+/*
+ * SIGKILL of vtpmd after Create was acknowledged and before its extends (the
+ * test hook holds them back for 5 s): the bind record is in the host log but
+ * not in host PCR 15, the container records are in the container log but not
+ * in the vTPM. The next vtpmd reconciles the host log (extends the one record
+ * ahead) and, re-adopting the running swtpm, extends the records its PCRs
+ * lack: both PCRs replay from their logs again, and the vTPM still works.
+ */
+Test(vtpmd, crash_between_acknowledgement_and_extends)
+{
+        char *log, *sock, *state_dir, *host_before, *tcti, *zero;
+        Vtpmd__VtpmResponse *cr;
+        uint32_t pid;
+
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not start");
+        cr = create_ok("before"); /* settles normally: the host log is not empty */
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        assert_host_pcr_matches_log();
+        harness_stop(&vd, SIGTERM, 20000);
+        vd.pid = 0;
+
+        setenv(SETTLE_DELAY_ENV, "5000", 1);
+        int r = start_vtpmd(NULL);
+        unsetenv(SETTLE_DELAY_ENV);
+        cr_assert_eq(r, 0, "vtpmd did not start");
+        host_before = harness_pcrread(host.tcti, 15);
+        cr = create_ok("crashed");
+        log = harness_keep(strdup(cr->created->instance->log));
+        sock = harness_keep(strdup(cr->created->instance->socket));
+        state_dir = harness_keep(strdup(cr->created->instance->state_dir));
+        pid = cr->created->instance->pid;
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        cr_assert_eq(kill(vd.pid, SIGKILL), 0);
+        harness_wait(&vd, 10000, NULL);
+        vd.pid = 0;
+
+        /* The window was hit: logged, durable, not extended. */
+        cr_assert_str_eq(harness_pcrread(host.tcti, 15), host_before, "host PCR 15 moved before the crash");
+        cr_assert_str_neq(harness_replay(harness_path(state, "host.log"), 15), host_before,
+                          "the host log does not hold the acknowledged vtpm-bind");
+        tcti = harness_keep(calloc(1, PATH_MAX + 16));
+        snprintf(tcti, PATH_MAX + 16, "swtpm:path=%s/swtpm.sock", state_dir);
+        zero = "0000000000000000000000000000000000000000000000000000000000000000";
+        cr_assert_str_eq(harness_pcrread(tcti, 11), zero, "the vTPM's PCR 11 was extended before the crash");
+        cr_assert(harness_replay(log, 11), "the container log holds no records");
+
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not restart");
+        cr_assert_eq(wait_state("crashed", "ready", 0, 30000), pid, "swtpm not re-adopted");
+        assert_host_pcr_matches_log();
+        assert_vtpm_matches_log(sock, log);
+        getrandom_via(sock);
+        cr = destroy_req("crashed", false);
+        cr_assert_eq(cr->body_case, VTPMD__VTPM_RESPONSE__BODY_DESTROYED);
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
         assert_host_pcr_matches_log();
 }
 
