@@ -136,6 +136,16 @@ static int fail_usage(const char *cmd, const char *fmt, ...)
         return 2;
 }
 
+/* Whether any bank of sel selects PCR pcr. */
+static bool pcrsel_has(const TPML_PCR_SELECTION *sel, unsigned pcr)
+{
+        for (uint32_t i = 0; i < sel->count; i++)
+                if (pcr / 8 < sel->pcrSelections[i].sizeofSelect &&
+                    (sel->pcrSelections[i].pcrSelect[pcr / 8] & (1u << (pcr % 8))))
+                        return true;
+        return false;
+}
+
 /* What both challenge and verify check against: the store, the policy, the vTPM CA, the host AK. */
 typedef struct vctx {
         cscp_store_t *store;
@@ -460,6 +470,9 @@ int cmd_challenge(int argc, char **argv)
                 };
                 for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
                         if (kinds[i] == CSCP__LOG_KIND__LOG_CONTAINER_CEL && !container)
+                                continue;
+                        /* The IMA list can be large: only when PCR 10 is quoted (it explains nothing else). */
+                        if (kinds[i] == CSCP__LOG_KIND__LOG_IMA && !pcrsel_has(&sel, 10))
                                 continue;
                         cscp__log_request__init(&lr[n_lr]);
                         lr[n_lr].kind = kinds[i];

@@ -339,7 +339,7 @@ static int boot_pcr_values(yctx_t *y, const char *key, const yaml_node_t *k, con
                 cscp_policy_t *p;
                 int slot;
         } *c = ud;
-        unsigned long pcr;
+        unsigned long pcr = 0;
         size_t len;
         const char *s = scalar(v);
         int r = get_uint(y, k, "boot.pcrs index", CSCP_PCR_COUNT - 1, &pcr);

@@ -59,6 +59,14 @@ struct cscp_tpm {
         bool ak_persistent; /* ak is a persistent handle: closed, never flushed */
         uint8_t ak_public[sizeof(TPMT_PUBLIC)];
         size_t ak_public_len;
+        /*
+         * The PCR values behind the last quote and its selection: a later quote whose signed pcrDigest is the
+         * digest of these values is answered with them, without reading the PCRs again (the values are then
+         * exactly what the TPM signed). On a slow TPM this takes a quote from three commands to one.
+         */
+        TPML_PCR_SELECTION cache_sel;
+        cscp_pcr_value_t *cache;
+        size_t n_cache;
 };
 
 /* Lets go of the AK: a loaded one is flushed, a persistent one only forgotten by ESYS. */
@@ -127,6 +135,7 @@ void cscp_tpm_free(cscp_tpm_t *t)
         }
         if (t->tcti)
                 Tss2_TctiLdr_Finalize(&t->tcti);
+        free(t->cache);
         free(t);
 }
 
@@ -887,6 +896,20 @@ static int quote_once(cscp_tpm_t *t, const TPM2B_DATA *qdata, const TPML_PCR_SEL
                 goto out;
         }
 
+        /* The values of the last quote, if the TPM signed exactly them (see cache in struct cscp_tpm). */
+        if (t->cache && memcmp(&t->cache_sel, &attest.attested.quote.pcrSelect, sizeof(t->cache_sel)) == 0 &&
+            cscp_pcr_digest(halg, &t->cache_sel, t->cache, t->n_cache, digest, &digest_len) == 0 &&
+            digest_len == attest.attested.quote.pcrDigest.size &&
+            CRYPTO_memcmp(digest, attest.attested.quote.pcrDigest.buffer, digest_len) == 0) {
+                pcrs = malloc(t->n_cache * sizeof(*pcrs));
+                if (!pcrs) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                memcpy(pcrs, t->cache, t->n_cache * sizeof(*pcrs));
+                n_pcrs = t->n_cache;
+                goto values;
+        }
         /* The returned selection is what was quoted (unimplemented PCRs are cleared by the TPM). */
         r = cscp_tpm_pcr_read(t, &attest.attested.quote.pcrSelect, &pcrs, &n_pcrs);
         if (r < 0)
@@ -902,6 +925,17 @@ static int quote_once(cscp_tpm_t *t, const TPM2B_DATA *qdata, const TPML_PCR_SEL
                 r = 1;
                 goto out;
         }
+        {
+                cscp_pcr_value_t *c = malloc(n_pcrs ? n_pcrs * sizeof(*c) : 1);
+                if (c) { /* without memory, simply no cache */
+                        memcpy(c, pcrs, n_pcrs * sizeof(*c));
+                        free(t->cache);
+                        t->cache = c;
+                        t->n_cache = n_pcrs;
+                        t->cache_sel = attest.attested.quote.pcrSelect;
+                }
+        }
+values:
 
         q->attest = malloc(quoted->size);
         q->sig = malloc(sig_len);

@@ -550,6 +550,32 @@ Test(tpm, pcr_extend_then_quote)
         }
         check_quote(&q, nonce, sizeof(nonce));
 
+        /*
+         * Quotes reuse the last PCR values when the TPM signed exactly them: a second quote with no change
+         * in between gives the same values; after one more extend the values are read again, never stale.
+         */
+        {
+                cscp_tpm_quote_t q2 = {0}, q3 = {0};
+                uint8_t d[32];
+
+                cr_assert_eq(RAND_bytes(nonce, sizeof(nonce)), 1);
+                assert_ok(cscp_tpm_quote(tpm, nonce, sizeof(nonce), &sel, &q2), &sw);
+                cr_assert_eq(q2.n_pcrs, 4);
+                for (size_t i = 0; i < 4; i++)
+                        cr_assert_arr_eq(q2.pcrs[i].value, expect[i], q2.pcrs[i].size);
+                check_quote(&q2, nonce, sizeof(nonce));
+                memset(d, 0xee, sizeof(d));
+                assert_ok(cscp_tpm_pcr_extend(tpm, 16, TPM2_ALG_SHA256, d, sizeof(d)), &sw);
+                digest(TPM2_ALG_SHA256, expect[0], 32, d, 32, expect[0]);
+                cr_assert_eq(RAND_bytes(nonce, sizeof(nonce)), 1);
+                assert_ok(cscp_tpm_quote(tpm, nonce, sizeof(nonce), &sel, &q3), &sw);
+                for (size_t i = 0; i < 4; i++)
+                        cr_assert_arr_eq(q3.pcrs[i].value, expect[i], q3.pcrs[i].size, "stale PCR value %zu", i);
+                check_quote(&q3, nonce, sizeof(nonce));
+                cscp_tpm_quote_clear(&q2);
+                cscp_tpm_quote_clear(&q3);
+        }
+
         /* Bad extend arguments. */
         {
                 uint8_t d[32] = {0};
