@@ -414,6 +414,22 @@ int cscp_evidence_ima_offset(cscp_store_t *store, const char *host, uint64_t *re
         return 0;
 }
 
+/* Whether the checkpoint holds PCR 10 in every bank the quote has it in (IMA lists are replayed in quoted banks). */
+static bool ckpt_has_banks(const cscp_replay_t *ck, const cscp_pcr_value_t *pcrs, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                bool found = false;
+                if (pcrs[i].index != IMA_PCR)
+                        continue;
+                for (int b = 0; b < CSCP_EVENT_MAX_DIGESTS; b++)
+                        if (ck->banks[b] == pcrs[i].hash_alg && (ck->extended[b] & (1u << IMA_PCR)))
+                                found = true;
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
 /* ---- the verifier ---------------------------------------------------------------------------- */
 
 static void vek_cert_claim(cscp_verdict_t *v, const Cscp__Evidence *ev, const cscp_expect_t *want)
@@ -750,6 +766,17 @@ int cscp_evidence_verify(const Cscp__Evidence *ev, const cscp_expect_t *want, cs
                                     claim_passed(v, "host-signature") && claim_passed(v, "host-extra-data"))
                                         (void)cscp_store_checkpoint_put(want->store, want->host, IMA_CHECKPOINT,
                                                                         (const uint8_t *)"", 0);
+                        } else if (!ckpt_has_banks(&ck, pcrs, n_pcrs)) {
+                                /* Made for another PCR selection: it holds no values for a bank quoted now. */
+                                logs_ok = false;
+                                ima_skip = true;
+                                flen += (size_t)snprintf(failed + flen, sizeof(failed) - flen,
+                                                         "ima: the checkpoint holds no values for a bank quoted now "
+                                                         "(the PCR selection changed; the next challenge asks for "
+                                                         "the whole list); ");
+                                if (claim_passed(v, "host-signature") && claim_passed(v, "host-extra-data"))
+                                        (void)cscp_store_checkpoint_put(want->store, want->host, IMA_CHECKPOINT,
+                                                                        (const uint8_t *)"", 0);
                         } else if (cscp_logcheck_seed(hlc, &ck, 1u << IMA_PCR) < 0) {
                                 logs_ok = false;
                                 ima_skip = true;
@@ -787,11 +814,13 @@ int cscp_evidence_verify(const Cscp__Evidence *ev, const cscp_expect_t *want, cs
                         }
                         if (fc.boot_log)
                                 cscp_replay_init(&fc.boot);
+                        size_t recs_before = fc.n_recs;
                         r = cscp_logcheck_feed(hlc, i, lg->data.data, lg->data.len, fmt, lg->offset, feed_cb, &fc, err,
                                                sizeof(err));
                         if (r == -ENOMEM)
                                 goto out;
                         if (r < 0) {
+                                fc.n_recs = recs_before; /* a log that does not parse names no binding */
                                 logs_ok = false;
                                 if (flen < sizeof(failed))
                                         flen += (size_t)snprintf(failed + flen, sizeof(failed) - flen, "%s: %s; ",

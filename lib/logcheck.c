@@ -46,6 +46,7 @@ struct cscp_logcheck {
         uint8_t *attested; /* bitmap after finish */
         uint32_t want_snap;
         cscp_replay_t *snap[CSCP_PCR_COUNT];
+        uint16_t ima_banks[CSCP_EVENT_MAX_DIGESTS + 1]; /* the quoted banks: all an IMA list needs hashed in */
         uint64_t snap_seq[CSCP_PCR_COUNT];
         bool finished;
 };
@@ -95,6 +96,14 @@ int cscp_logcheck_new(const cscp_pcr_value_t *quoted, size_t n_quoted, cscp_logc
                 q->match_ord = -1;
                 lc->quoted_mask |= 1u << quoted[i].index;
                 lc->n_q++;
+                for (size_t k = 0; k < CSCP_EVENT_MAX_DIGESTS; k++) {
+                        if (lc->ima_banks[k] == quoted[i].hash_alg)
+                                break;
+                        if (lc->ima_banks[k] == 0) {
+                                lc->ima_banks[k] = quoted[i].hash_alg;
+                                break;
+                        }
+                }
         }
         for (unsigned p = 0; p < CSCP_PCR_COUNT; p++)
                 lc->match_ord[p] = -1;
@@ -216,6 +225,9 @@ int cscp_logcheck_feed(cscp_logcheck_t *lc, unsigned log_no, const uint8_t *data
                 return 0;
         }
         opts.first_index = first_index;
+        /* An IMA entry's digest for a bank is a hash of its template data: only the quoted banks matter. */
+        if (lc->ima_banks[0])
+                memcpy(opts.ima_banks, lc->ima_banks, sizeof(opts.ima_banks));
         r = cscp_eventlog_open_mem(data, len, fmt, &opts, NULL, &l);
         if (r < 0) {
                 if (err)

@@ -517,14 +517,10 @@ int vtpm_pending_sync(vtpm_pending_t *p)
 
 typedef enum { PCRS_RESET, PCRS_REPLAYED, PCRS_OTHER } pcrs_state_t;
 
-/* Compares the vTPM's PCRs that the log uses with their reset values and with the replay. */
-static int pcrs_compare(cscp_tpm_t *t, const cscp_replay_t *rp, uint32_t used, pcrs_state_t *ret)
+/* The vTPM's values of the PCRs the log uses, in every bank it has (rp's banks). */
+static int pcrs_read(cscp_tpm_t *t, const cscp_replay_t *rp, uint32_t used, cscp_pcr_value_t **ret, size_t *ret_n)
 {
         TPML_PCR_SELECTION sel = {0};
-        cscp_pcr_value_t *vals = NULL;
-        bool reset = true, replayed = true;
-        size_t n = 0;
-        int r;
 
         for (size_t b = 0; b < CSCP_EVENT_MAX_DIGESTS; b++) {
                 TPMS_PCR_SELECTION *s;
@@ -538,7 +534,18 @@ static int pcrs_compare(cscp_tpm_t *t, const cscp_replay_t *rp, uint32_t used, p
                         if (used & (1u << p))
                                 s->pcrSelect[p / 8] |= (uint8_t)(1u << (p % 8));
         }
-        r = cscp_tpm_pcr_read(t, &sel, &vals, &n);
+        return cscp_tpm_pcr_read(t, &sel, ret, ret_n);
+}
+
+/* Compares the vTPM's PCRs that the log uses with their reset values and with the replay. */
+static int pcrs_compare(cscp_tpm_t *t, const cscp_replay_t *rp, uint32_t used, pcrs_state_t *ret)
+{
+        cscp_pcr_value_t *vals = NULL;
+        bool reset = true, replayed = true;
+        size_t n = 0;
+        int r;
+
+        r = pcrs_read(t, rp, used, &vals, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
@@ -558,26 +565,6 @@ static int pcrs_compare(cscp_tpm_t *t, const cscp_replay_t *rp, uint32_t used, p
 out:
         free(vals);
         return r;
-}
-
-/* The vTPM's values of the PCRs the log uses, in every bank it has (rp's banks). */
-static int pcrs_read(cscp_tpm_t *t, const cscp_replay_t *rp, uint32_t used, cscp_pcr_value_t **ret, size_t *ret_n)
-{
-        TPML_PCR_SELECTION sel = {0};
-
-        for (size_t b = 0; b < CSCP_EVENT_MAX_DIGESTS; b++) {
-                TPMS_PCR_SELECTION *s;
-
-                if (!rp->bank_present[b])
-                        continue;
-                s = &sel.pcrSelections[sel.count++];
-                s->hash = rp->banks[b];
-                s->sizeofSelect = 3;
-                for (unsigned p = 0; p < CSCP_PCR_COUNT; p++)
-                        if (used & (1u << p))
-                                s->pcrSelect[p / 8] |= (uint8_t)(1u << (p % 8));
-        }
-        return cscp_tpm_pcr_read(t, &sel, ret, ret_n);
 }
 
 /* The index in vals of (alg, pcr), or -1. */

@@ -56,7 +56,8 @@ int cscp_logcheck_want_snapshot(cscp_logcheck_t *lc, unsigned pcr);
 /*
  * Replays one log (data: whole events in fmt, the first being event
  * first_index of the log) as log number log_no (0..CSCP_LOGCHECK_MAX_LOGS-1,
- * each at most once). A log that does not parse is CSCP_E_PROTO with a message
+ * each at most once). IMA lists are hashed in the quoted banks only (a bank no
+ * quoted value uses is not replayed for them). A log that does not parse is CSCP_E_PROTO with a message
  * in err naming the event and byte offset; nothing of it counts then.
  */
 int cscp_logcheck_feed(cscp_logcheck_t *lc, unsigned log_no, const uint8_t *data, size_t len,
