@@ -7,6 +7,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_enroll(int argc, char **argv);
 int cmd_eventlog(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_tdx(int argc, char **argv);
 
 /*
  * Connection options shared by `cscp challenge` and `cscp enroll`: --server,

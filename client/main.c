@@ -17,6 +17,7 @@ static const struct {
         {"verify", cmd_verify, "verify saved evidence offline against the nonce it answered"},
         {"eventlog", cmd_eventlog, "show or replay a measurement list (TCG boot log, IMA, CEL)"},
         {"policy", cmd_policy, "appraise measurement lists against a policy, or validate a policy"},
+        {"tdx", cmd_tdx, "inspect or verify an Intel TDX quote"},
 };
 
 static void usage(FILE *f)
