@@ -28,6 +28,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "eventlog.h"
 #include "harness.h"
 #include "tdx.h"
 #include "util.h"
@@ -784,5 +785,50 @@ Test(tdx, fuzz_seeds)
 
                 snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
                 cr_assert_eq(cscp_file_write_atomic(path, b.p, b.len, 0644), 0, "%s", path);
+        }
+}
+
+/*
+ * RTMRs = replay of the CCEL (the firmware's TCG2 log, SHA-384, in the ACPI
+ * CCEL area): its event "PCR index" is the CC measurement register index
+ * (1 = RTMR0 .. 4 = RTMR3), extended like a PCR. The fixture states the
+ * replayed RTMR0-2; the COS quote made on that boot must hold the same values.
+ */
+Test(tdx, ccel_replays_to_the_quoted_rtmrs)
+{
+        blob_t area = load("ccel_ccel_data.dat"), quote = load("ccel_cos-113-tdx-quote.dat");
+        static const char *const stated[3] = {
+                "3fa2f61f395b7f5feefb4ec2df61297f109ad8abcd6410c1b7df60f21f37b19297fc35e544039c7e1edece752afd17f6",
+                "f62dbc072bd5d3f3438b7b35c39a727f5aea2ffc2473f43723953f530daf62504f0a7944aa62c41a86e8a878c2b122c1",
+                "4969684dc87381fc3b3134176c8d8806eaf0a901859f5f70cfae8d17714b46c10a8de219048c9fc09f11f381a6fbe7c1"};
+        cscp_eventlog_t *l = NULL;
+        const cscp_event_t *ev;
+        cscp_replay_t rp;
+        cscp_tdx_quote_t q;
+        size_t len = area.len;
+        char err[256];
+        int r;
+
+        /* The area is padded with 0xFF after the log. */
+        while (len > 0 && area.p[len - 1] == 0xff)
+                len--;
+        cr_assert_eq(len, 18101, "CCEL log length");
+        cscp_replay_init(&rp);
+        cr_assert_eq(cscp_eventlog_open_mem(area.p, len, CSCP_EVENTLOG_TCG, NULL, NULL, &l), 0);
+        while ((r = cscp_eventlog_next(l, &ev)) > 0)
+                cr_assert_eq(cscp_replay_extend(&rp, ev), 0);
+        cr_assert_eq(r, 0, "%s", cscp_eventlog_error(l));
+        cscp_eventlog_free(l);
+        cr_assert_eq(cscp_tdx_quote_parse(quote.p, quote.len, &q, err, sizeof(err)), 0, "%s", err);
+        for (unsigned i = 0; i < 3; i++) {
+                uint8_t v[CSCP_EVENT_MAX_DIGEST];
+                char hex[2 * 48 + 1];
+                size_t vl = 0;
+
+                cr_assert_eq(cscp_replay_pcr(&rp, TPM2_ALG_SHA384, i + 1, v, &vl), 0);
+                cr_assert_eq(vl, 48);
+                cscp_hex_encode(v, 48, hex);
+                cr_assert_str_eq(hex, stated[i], "RTMR%u replayed from the CCEL", i);
+                cr_assert_arr_eq(q.rtmr[i], v, 48, "RTMR%u in the quote differs from the CCEL replay", i);
         }
 }
