@@ -515,7 +515,7 @@ Test(oci_proxy, container_tpmrm0_quote_verifies)
         const char *id = "proxy-1";
         const char *nonce_hex = "5eed0102030405060708090a0b0c0d0e0f101112";
         char *b, *out = NULL, *err = NULL, cmd[1024], host_dev[64], host_rm[64];
-        size_t ak_len = 0, attest_len = 0, sig_len = 0, pcr_len = 0;
+        size_t ak_len = 0;
         struct stat st_dev, st_rm;
 
         if (access(VTPMX, F_OK) < 0)
@@ -588,38 +588,8 @@ Test(oci_proxy, container_tpmrm0_quote_verifies)
 
         /* Verify on the host with libcscp against the AK vtpmd reports. */
         uint8_t *ak = ak_public_of(id, &ak_len);
-        char *root = harness_path(b, "rootfs/tmp");
-        char *attest = harness_slurp(harness_path(root, "q.attest"), &attest_len);
-        char *sig = harness_slurp(harness_path(root, "q.sig"), &sig_len);
-        char *pcrs = harness_slurp(harness_path(root, "q.pcrs"), &pcr_len);
-        cr_assert(attest && sig && pcrs, "quote files missing");
-        cr_assert_eq(pcr_len, 64, "2 sha256 PCR values expected, got %zu bytes", pcr_len);
-        cscp_pcr_value_t vals[2];
-        for (int i = 0; i < 2; i++) {
-                vals[i] = (cscp_pcr_value_t){.hash_alg = TPM2_ALG_SHA256, .index = (uint16_t)(11 + i), .size = 32};
-                memcpy(vals[i].value, pcrs + 32 * i, 32);
-        }
-        uint8_t nonce[20];
-        size_t nonce_len = 0;
-        cr_assert_eq(cscp_hex_decode(nonce_hex, nonce, sizeof(nonce), &nonce_len), 0);
-        TPML_PCR_SELECTION sel;
-        cr_assert_eq(cscp_pcrsel_parse("sha256:11,12", &sel), 0);
-        cscp_quote_t q = {.attest = (uint8_t *)attest,
-                          .attest_len = attest_len,
-                          .sig = (uint8_t *)sig,
-                          .sig_len = sig_len,
-                          .ak_public = ak,
-                          .ak_public_len = ak_len,
-                          .pcrs = vals,
-                          .n_pcrs = 2};
-        cscp_quote_opts_t qo = {.nonce = nonce, .nonce_len = nonce_len, .required = &sel, .prefix = "container-"};
-        cscp_verdict_t v;
-        cscp_verdict_init(&v);
-        cr_assert_eq(cscp_quote_verify(&q, &qo, &v), 0);
-        if (cscp_verdict_result(&v) != CSCP_VERDICT_TRUSTED)
-                cscp_verdict_print(&v, stderr);
-        cr_assert_eq(cscp_verdict_result(&v), CSCP_VERDICT_TRUSTED, "the quote made over /dev/tpmrm0 does not verify");
-        cscp_verdict_clear(&v);
+        harness_assert_quote_files(harness_path(b, "rootfs/tmp"), ak, ak_len, nonce_hex,
+                                   "the quote made over /dev/tpmrm0");
 
         /* runc delete -> poststop -> Destroy: the host's /dev/tpmN goes away. */
         const char *del[] = {"delete", "--force", id, NULL};

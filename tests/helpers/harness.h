@@ -99,6 +99,12 @@ char *harness_pcrread(const char *tcti, unsigned pcr);
 /* `cscp eventlog replay LOG --format cel-tlv --json`: the sha256 value of pcr (kept), NULL if the log never
  * extends it. */
 char *harness_replay(const char *log, unsigned pcr);
+/*
+ * Asserts that the quote tpm2_quote wrote into dir (q.attest, q.sig, q.pcrs: sha256 PCRs 11 and 12, -F values)
+ * verifies with the AK (marshalled TPMT_PUBLIC) and nonce_hex; what names the quote in the failure message.
+ */
+void harness_assert_quote_files(const char *dir, const uint8_t *ak, size_t ak_len, const char *nonce_hex,
+                                const char *what);
 /* A new temporary directory (returned) with a PKI in <dir>/pki (harness_mkcerts; *ret_pki) and a swtpm started in
  * <dir>/<name>. */
 char *harness_setup_tpm(const char *name, char **ret_pki, harness_swtpm_t *ret);

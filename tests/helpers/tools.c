@@ -20,6 +20,10 @@
 #include <json-c/json.h>
 
 #include "harness.h"
+#include "pcr.h"
+#include "quote.h"
+#include "util.h"
+#include "verdict.h"
 
 #define TOOL_MS 60000
 
@@ -249,4 +253,41 @@ char *harness_setup_tpm(const char *name, char **ret_pki, harness_swtpm_t *ret)
         cr_assert_eq(harness_mkcerts(*ret_pki), 0, "certs/mkcerts failed");
         cr_assert_eq(harness_swtpm_start(harness_path(dir, name), ret), 0, "swtpm %s did not start", name);
         return dir;
+}
+
+void harness_assert_quote_files(const char *dir, const uint8_t *ak, size_t ak_len, const char *nonce_hex,
+                                const char *what)
+{
+        size_t attest_len = 0, sig_len = 0, pcr_len = 0, nonce_len = 0;
+        char *attest = harness_slurp(harness_path(dir, "q.attest"), &attest_len);
+        char *sig = harness_slurp(harness_path(dir, "q.sig"), &sig_len);
+        char *pcrs = harness_slurp(harness_path(dir, "q.pcrs"), &pcr_len);
+        cscp_pcr_value_t vals[2];
+        uint8_t nonce[64];
+        TPML_PCR_SELECTION sel;
+        cscp_verdict_t v;
+
+        cr_assert(attest && sig && pcrs, "quote files missing in %s", dir);
+        cr_assert_eq(pcr_len, 64, "2 sha256 PCR values expected, got %zu bytes", pcr_len);
+        for (int i = 0; i < 2; i++) {
+                vals[i] = (cscp_pcr_value_t){.hash_alg = TPM2_ALG_SHA256, .index = (uint16_t)(11 + i), .size = 32};
+                memcpy(vals[i].value, pcrs + 32 * i, 32);
+        }
+        cr_assert_eq(cscp_hex_decode(nonce_hex, nonce, sizeof(nonce), &nonce_len), 0);
+        cr_assert_eq(cscp_pcrsel_parse("sha256:11,12", &sel), 0);
+        cscp_quote_t q = {.attest = (uint8_t *)attest,
+                          .attest_len = attest_len,
+                          .sig = (uint8_t *)sig,
+                          .sig_len = sig_len,
+                          .ak_public = ak,
+                          .ak_public_len = ak_len,
+                          .pcrs = vals,
+                          .n_pcrs = 2};
+        cscp_quote_opts_t qo = {.nonce = nonce, .nonce_len = nonce_len, .required = &sel, .prefix = "container-"};
+        cscp_verdict_init(&v);
+        cr_assert_eq(cscp_quote_verify(&q, &qo, &v), 0);
+        if (cscp_verdict_result(&v) != CSCP_VERDICT_TRUSTED)
+                cscp_verdict_print(&v, stderr);
+        cr_assert_eq(cscp_verdict_result(&v), CSCP_VERDICT_TRUSTED, "%s does not verify", what);
+        cscp_verdict_clear(&v);
 }
