@@ -15,6 +15,7 @@ int attestd_log_format(Cscp__LogKind kind)
 {
         switch (kind) {
         case CSCP__LOG_KIND__LOG_BOOT:
+        case CSCP__LOG_KIND__LOG_CCEL:
                 return CSCP_EVENTLOG_TCG;
         case CSCP__LOG_KIND__LOG_IMA:
                 return CSCP_EVENTLOG_AUTO;
@@ -46,6 +47,8 @@ const char *attestd_log_name(Cscp__LogKind kind)
                 return "systemd CEL-JSON";
         case CSCP__LOG_KIND__LOG_HOST_PROC_CEL:
                 return "host process CEL";
+        case CSCP__LOG_KIND__LOG_CCEL:
+                return "CCEL";
         case CSCP__LOG_KIND__LOG_UNSPECIFIED:
         case _CSCP__LOG_KIND_IS_INT_SIZE:
         default:

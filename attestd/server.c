@@ -411,6 +411,7 @@ static const char *host_log_path(const attestd_config_t *cfg, Cscp__LogKind k)
         case CSCP__LOG_KIND__LOG_HOST_PROC_CEL:
                 return cfg->host_proc_log;
         case CSCP__LOG_KIND__LOG_CONTAINER_CEL:
+        case CSCP__LOG_KIND__LOG_CCEL: /* from the root of trust (TDX), not a file */
         case CSCP__LOG_KIND__LOG_UNSPECIFIED:
         case _CSCP__LOG_KIND_IS_INT_SIZE:
         default:

@@ -7,6 +7,7 @@
  * independent reader of the container log.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -797,4 +798,130 @@ Test(vtpmd_rm, vtpm_proxy_frontend)
                 cr_assert_eq(code, 0, "tpm2_getrandom through %s", dev);
         }
         free(out);
+}
+
+/* ---- pipelining and clients that do not read -------------------------------------------- */
+
+/* TPM2_GetRandom(bytes) as raw bytes. */
+static void getrandom_cmd(uint8_t cmd[12], uint16_t bytes)
+{
+        static const uint8_t head[10] = {0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7B};
+        memcpy(cmd, head, sizeof(head));
+        cmd[10] = (uint8_t)(bytes >> 8);
+        cmd[11] = (uint8_t)bytes;
+}
+
+/* Reads one whole response from fd into r (cap bytes); returns its size, 0 on EOF/timeout/garbage. */
+static size_t read_response(int fd, uint8_t *r, size_t cap)
+{
+        size_t got = 0, want = 10;
+
+        while (got < want) {
+                ssize_t n = recv(fd, r + got, want - got, 0);
+                if (n <= 0)
+                        return 0;
+                got += (size_t)n;
+                if (got == 10 && want == 10) {
+                        want = (size_t)r[2] << 24 | (size_t)r[3] << 16 | (size_t)r[4] << 8 | r[5];
+                        if (want < 10 || want > cap)
+                                return 0;
+                }
+        }
+        return got;
+}
+
+/*
+ * A client may send several commands before reading: the endpoint answers each
+ * whole and in order on that connection (a TPM is serial; tpm2-tss never does this,
+ * other stacks and hand-written clients may).
+ */
+Test(vtpmd_rm, pipelined_commands_are_answered_in_order)
+{
+        enum { N = 16 };
+        uint8_t cmds[N][12], r[256];
+        int fd;
+
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not start");
+        (void)create_ok("p1", NULL);
+        fd = raw_connect(endpoint_of("p1", "tpm.sock"));
+        /* N commands in one send, each asking for a different number of bytes. */
+        for (int i = 0; i < N; i++)
+                getrandom_cmd(cmds[i], (uint16_t)(i + 1));
+        cr_assert_eq(send(fd, cmds, sizeof(cmds), MSG_NOSIGNAL), (ssize_t)sizeof(cmds));
+        for (int i = 0; i < N; i++) {
+                size_t n = read_response(fd, r, sizeof(r));
+                cr_assert_gt(n, 0, "answer %d of %d missing", i + 1, N);
+                cr_assert_eq(rc_of(r), 0, "answer %d: rc 0x%x", i + 1, rc_of(r));
+                /* TPM2B_DIGEST randomBytes: its size says which command this answers. */
+                cr_assert_eq(n, 12u + (size_t)i + 1, "answer %d has %zu bytes: out of order or merged", i + 1, n);
+                cr_assert_eq((size_t)r[10] << 8 | r[11], (size_t)i + 1);
+        }
+        close(fd);
+}
+
+/*
+ * A client that sends commands and never reads the answers fills its socket
+ * buffer; the endpoint then stops reading from it (endpoint.c) and keeps
+ * serving everyone else: another client's commands and vtpmd's own Quote
+ * still answer. When the stuck client goes away, nothing is left behind.
+ */
+Test(vtpmd_rm, a_client_that_never_reads_does_not_stall_the_others)
+{
+        uint8_t cmd[12], r[256];
+        int stuck, other, flags;
+        size_t sent = 0;
+
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not start");
+        (void)create_ok("s1", NULL);
+        stuck = raw_connect(endpoint_of("s1", "tpm.sock"));
+        {
+                int small = 4096;
+                (void)setsockopt(stuck, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+        }
+        flags = fcntl(stuck, F_GETFL);
+        cr_assert_eq(fcntl(stuck, F_SETFL, flags | O_NONBLOCK), 0);
+        getrandom_cmd(cmd, 48);
+        /* Send until our own send buffer is full too: by then the endpoint has stopped reading. */
+        for (int spins = 0; spins < 2000; spins++) {
+                ssize_t n = send(stuck, cmd, sizeof(cmd), MSG_NOSIGNAL);
+                if (n == (ssize_t)sizeof(cmd)) {
+                        sent++;
+                        continue;
+                }
+                cr_assert(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "send: %s", strerror(errno));
+                usleep(2000);
+                if (send(stuck, cmd, sizeof(cmd), MSG_NOSIGNAL) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                        break;
+                sent++;
+        }
+        cr_assert_gt(sent, 100, "only %zu commands were taken", sent);
+        /* Another client is served promptly (SO_RCVTIMEO 30 s in raw_connect: a stall fails the read). */
+        for (int i = 0; i < 5; i++) {
+                other = raw_connect(endpoint_of("s1", "tpm.sock"));
+                getrandom_cmd(cmd, 8);
+                cr_assert_eq(send(other, cmd, sizeof(cmd), MSG_NOSIGNAL), (ssize_t)sizeof(cmd));
+                cr_assert_eq(read_response(other, r, sizeof(r)), 20u, "a second client is not answered");
+                cr_assert_eq(rc_of(r), 0);
+                close(other);
+        }
+        /* tpm2-tools and vtpmd's own quote go through the same endpoint thread. */
+        {
+                const char *getrand[] = {"tpm2_getrandom", "--hex", "8", NULL};
+                cr_assert_eq(tool("s1", NULL, NULL, getrand), 0, "tpm2_getrandom while a client is stuck");
+        }
+        cr_assert_eq(vtpmd_quote("s1"), 0, "vtpmd's quote while a client is stuck");
+        /* The stuck client reads a little: its answers are whole and in order. */
+        cr_assert_eq(fcntl(stuck, F_SETFL, flags), 0);
+        for (int i = 0; i < 3; i++) {
+                cr_assert_eq(read_response(stuck, r, sizeof(r)), 60u, "answer %d to the stuck client", i + 1);
+                cr_assert_eq(rc_of(r), 0);
+        }
+        close(stuck);
+        /* Gone: the vTPM still answers, and Status still works. */
+        other = raw_connect(endpoint_of("s1", "tpm.sock"));
+        getrandom_cmd(cmd, 8);
+        cr_assert_eq(send(other, cmd, sizeof(cmd), MSG_NOSIGNAL), (ssize_t)sizeof(cmd));
+        cr_assert_eq(read_response(other, r, sizeof(r)), 20u);
+        close(other);
+        cr_assert_gt(status_pid("s1"), 0);
 }
