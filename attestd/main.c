@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 static void usage(FILE *f)
 {
         fprintf(f, "Usage: attestd [OPTIONS]\n"
-                   "Answers CSCP challenges with evidence from the host TPM.\n"
+                   "Answers CSCP challenges with evidence from the host root of trust: a TPM, or Intel TDX.\n"
                    "\n"
                    "Transport (TLS 1.3, mutual by default):\n"
                    "  --listen ADDR:PORT       address to listen on (default 127.0.0.1:7420; port 0 = any free)\n"
@@ -26,10 +27,22 @@ static void usage(FILE *f)
                    "  --insecure-plaintext     no TLS at all (tests and debugging only)\n"
                    "\n"
                    "Root of trust:\n"
-                   "  --tcti CONF              TPM access, e.g. device:/dev/tpmrm0 or swtpm:path=/run/tpm.sock\n"
+                   "  --rot tpm|tdx            tpm (default): TPM quotes signed by the host AK, over a SHA-256 batch\n"
+                   "                           root; tdx: this host is a TDX guest, TD quotes through configfs-tsm\n"
+                   "                           with the SHA-512 batch root as REPORTDATA (no AK: no enrollment, the\n"
+                   "                           quote is certified by its PCK chain; the host PCR selection of a\n"
+                   "                           challenge is ignored, a TD quote holds MRTD and RTMR0..3; LOG_BOOT\n"
+                   "                           and LOG_CCEL requests are answered with the CCEL, whole; LOG_IMA\n"
+                   "                           requests are left out)\n"
+                   "  --tcti CONF              tpm: TPM access, e.g. device:/dev/tpmrm0 or swtpm:path=/run/tpm.sock\n"
                    "                           (default: tpm2-tss tctildr's default)\n"
-                   "  --state-dir DIR          where the host AK is kept (default /var/lib/cscp/attestd)\n"
-                   "  --ak-alg ecc|rsa         AK type on first start: ECC P-256 (default) or RSA-2048\n"
+                   "  --state-dir DIR          tpm: where the host AK is kept (default /var/lib/cscp/attestd)\n"
+                   "  --ak-alg ecc|rsa         tpm: AK type on first start: ECC P-256 (default) or RSA-2048\n"
+                   "  --tsm-root DIR           tdx: configfs-tsm (default " CSCP_TDX_TSM_ROOT ")\n"
+                   "  --tdx-mr-root DIR        tdx: TSM measurement registers\n"
+                   "                           (default " CSCP_TDX_MR_ROOT ")\n"
+                   "  --ccel-table FILE        tdx: the CCEL ACPI table (default " CSCP_TDX_CCEL_TABLE ")\n"
+                   "  --ccel-data FILE         tdx: the CCEL log area (default " CSCP_TDX_CCEL_DATA ")\n"
                    "\n"
                    "Containers and logs (a log file that does not exist is left out of the evidence):\n"
                    "  --vtpmd SOCKET           vtpmd's control socket, for container quotes (default "
@@ -39,10 +52,13 @@ static void usage(FILE *f)
                    "/var/lib/cscp/vtpmd/host.log)\n"
                    "  --host-proc-log FILE     vtpmd's host process CEL log, PCR 11\n"
                    "                           (default /var/lib/cscp/vtpmd/host-pcr11.cel)\n"
-                   "  --boot-log FILE          TCG firmware log\n"
+                   "  --boot-log FILE          tpm: TCG firmware log\n"
                    "                           (default /sys/kernel/security/tpm0/binary_bios_measurements)\n"
-                   "  --ima-log FILE           IMA measurement list, binary or ascii\n"
+                   "  --ima-log FILE           tpm: IMA measurement list, binary or ascii\n"
                    "                           (default /sys/kernel/security/ima/binary_runtime_measurements)\n"
+                   "                           tdx: --boot-log and --ima-log are not read (a warning at start-up\n"
+                   "                           if given): LOG_BOOT is answered with the CCEL, and no IMA list is\n"
+                   "                           sent (mainline IMA extends a TPM PCR; a TD quote holds none)\n"
                    "  --systemd-log FILE       systemd's CEL-JSON log (default /run/log/systemd/tpm2-measure.log)\n"
                    "\n"
                    "Access control:\n"
@@ -112,6 +128,11 @@ int main(int argc, char **argv)
                 OPT_SYSTEMD_LOG,
                 OPT_ACL,
                 OPT_MAX_BATCH,
+                OPT_ROT,
+                OPT_TSM_ROOT,
+                OPT_MR_ROOT,
+                OPT_CCEL_TABLE,
+                OPT_CCEL_DATA,
         };
         static const struct option opts[] = {
                 {"listen", required_argument, NULL, OPT_LISTEN},
@@ -137,6 +158,11 @@ int main(int argc, char **argv)
                 {"systemd-log", required_argument, NULL, OPT_SYSTEMD_LOG},
                 {"acl", required_argument, NULL, OPT_ACL},
                 {"max-batch", required_argument, NULL, OPT_MAX_BATCH},
+                {"rot", required_argument, NULL, OPT_ROT},
+                {"tsm-root", required_argument, NULL, OPT_TSM_ROOT},
+                {"tdx-mr-root", required_argument, NULL, OPT_MR_ROOT},
+                {"ccel-table", required_argument, NULL, OPT_CCEL_TABLE},
+                {"ccel-data", required_argument, NULL, OPT_CCEL_DATA},
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, OPT_VERSION},
@@ -144,6 +170,7 @@ int main(int argc, char **argv)
         };
         attestd_config_t cfg;
         unsigned long v;
+        bool tpm_opt = false, tdx_opt = false, tpm_log_opt = false;
         int verbose = 0, c, r;
 
         attestd_config_defaults(&cfg);
@@ -168,13 +195,37 @@ int main(int argc, char **argv)
                 case OPT_PLAINTEXT:
                         cfg.insecure_plaintext = true;
                         break;
+                case OPT_ROT:
+                        if (cscp_rot_kind_from_string(optarg, &cfg.rot) < 0) {
+                                fprintf(stderr, "attestd: --rot must be tpm or tdx, not '%s'\n", optarg);
+                                return 1;
+                        }
+                        break;
+                case OPT_TSM_ROOT:
+                        cfg.tdx.tsm_root = optarg;
+                        tdx_opt = true;
+                        break;
+                case OPT_MR_ROOT:
+                        cfg.tdx.mr_root = optarg;
+                        tdx_opt = true;
+                        break;
+                case OPT_CCEL_TABLE:
+                        cfg.tdx.ccel_table = optarg;
+                        tdx_opt = true;
+                        break;
+                case OPT_CCEL_DATA:
+                        cfg.tdx.ccel_data = optarg;
+                        tdx_opt = true;
+                        break;
                 case OPT_TCTI:
                         cfg.tcti = optarg;
+                        tpm_opt = true;
                         break;
                 case OPT_STATE_DIR:
                         cfg.state_dir = optarg;
                         break;
                 case OPT_AK_ALG:
+                        tpm_opt = true;
                         if (strcmp(optarg, "ecc") == 0)
                                 cfg.ak_alg = CSCP_KEY_ECC_P256;
                         else if (strcmp(optarg, "rsa") == 0)
@@ -223,9 +274,11 @@ int main(int argc, char **argv)
                         break;
                 case OPT_BOOT_LOG:
                         cfg.boot_log = optarg;
+                        tpm_log_opt = true;
                         break;
                 case OPT_IMA_LOG:
                         cfg.ima_log = optarg;
+                        tpm_log_opt = true;
                         break;
                 case OPT_SYSTEMD_LOG:
                         cfg.systemd_log = optarg;
@@ -256,6 +309,14 @@ int main(int argc, char **argv)
                 fprintf(stderr, "attestd: unexpected argument '%s'\n", argv[optind]);
                 return 1;
         }
+        if (cfg.rot == CSCP_ROT_TDX && tpm_opt) {
+                fprintf(stderr, "attestd: --tcti and --ak-alg are for --rot tpm; a TDX host has no AK\n");
+                return 1;
+        }
+        if (cfg.rot == CSCP_ROT_TPM && tdx_opt) {
+                fprintf(stderr, "attestd: --tsm-root, --tdx-mr-root, --ccel-table and --ccel-data need --rot tdx\n");
+                return 1;
+        }
         if (cfg.insecure_plaintext && (cfg.cert || cfg.key || cfg.client_ca)) {
                 fprintf(stderr, "attestd: --insecure-plaintext cannot be combined with --cert/--key/--client-ca\n");
                 return 1;
@@ -267,6 +328,12 @@ int main(int argc, char **argv)
                 setenv("CSCP_LOG", "all+info", 1);
                 cscp_log_reload();
         }
+        if (cfg.rot == CSCP_ROT_TDX && tpm_log_opt)
+                /* Both explain TPM PCRs; a TD quote holds RTMRs. Not an error: one configuration may serve TPM
+                 * and TDX hosts alike (docs/tdx.md "Logs on a TDX host"). */
+                log_warn("--rot tdx: --boot-log and --ima-log are not read: the firmware log of a TD is the CCEL "
+                         "(LOG_BOOT requests get it), and mainline IMA extends a TPM PCR that a TD quote does not "
+                         "hold, so no IMA list is sent");
         /* tpm2-tss logs to stderr on its own; our log says what failed. TSS2_LOG overrides. */
         if (!getenv("TSS2_LOG"))
                 setenv("TSS2_LOG", verbose > 1 ? "all+debug" : "all+none", 1);

@@ -72,7 +72,12 @@ struct server {
         uv_tcp_t listener;
         uv_signal_t sigint, sigterm;
         SSL_CTX *ssl_ctx;
-        cscp_tpm_t *tpm;
+        cscp_rot_t *rot;     /* the host root of trust (include/cscp/rot.h) */
+        cscp_tpm_t *tpm;     /* its TPM (tpm backend), NULL on TDX */
+        uint16_t merkle_alg; /* the batch tree's hash: SHA-256 (TPM) or SHA-512 (TDX) */
+        size_t merkle_len;   /* its size: the quote's caller data, and each proof sibling */
+        uint8_t *ccel;       /* TDX: the CCEL's events (read once at start: it is fixed after boot), or NULL */
+        size_t ccel_len;
         tpmq_t tpmq;
         attestd_enroll_t enroll; /* enroll.c */
         const uint8_t *ak_public;
@@ -93,6 +98,7 @@ void attestd_config_defaults(attestd_config_t *c)
 {
         memset(c, 0, sizeof(*c));
         c->listen = "127.0.0.1:7420";
+        c->rot = CSCP_ROT_TPM;
         c->state_dir = "/var/lib/cscp/attestd";
         c->ak_alg = CSCP_KEY_ECC_P256;
         c->max_frame = 64 * 1024;
@@ -339,6 +345,7 @@ struct challenge {
         vtpmc_result_t vq;            /* container challenges: vtpmd's answer */
         attestd_log_t logs[MAX_LOGS]; /* host logs, by request index */
         bool present[MAX_LOGS];
+        int ccel_at; /* TDX: the log request (LOG_CCEL or LOG_BOOT) answered with the CCEL; -1 none */
         /* the answer: a packed frame, or an error */
         uint8_t *frame;
         size_t frame_len;
@@ -392,7 +399,7 @@ static void challenge_finish(conn_t *c)
                         conn_send_error(c, ch->code ? ch->code : CSCP__ERROR_CODE__ERR_INTERNAL, false, "%s",
                                         ch->msg[0] ? ch->msg : "internal error");
         }
-        cscp_tpm_quote_clear(&c->job.quote);
+        cscp_rot_quote_clear(&c->job.quote);
         challenge_free(ch);
         conn_unref(c);
 }
@@ -419,11 +426,16 @@ static const char *host_log_path(const attestd_config_t *cfg, Cscp__LogKind k)
         }
 }
 
-/* Packs the Evidence frame: host quote and proof from c->job, container parts from ch->vq, logs in request order. */
+/*
+ * Packs the Evidence frame: host quote (host_quote on a TPM, host_tdx_quote on TDX) and proof from c->job,
+ * container parts from ch->vq, logs in request order.
+ */
 static void pack_evidence(challenge_t *ch)
 {
         conn_t *c = ch->conn;
+        server_t *s = c->srv;
         tpmq_job_t *job = &c->job;
+        const cscp_tpm_quote_t *tq = &job->quote.tpm; /* empty on TDX */
         const Cscp__Challenge *req = ch->req;
         const Vtpmd__QuoteReply *qr = ch->vq.resp ? ch->vq.resp->quote : NULL;
         Cscp__Frame f = CSCP__FRAME__INIT;
@@ -436,31 +448,36 @@ static void pack_evidence(challenge_t *ch)
         size_t n_logs = 0, size;
         int r;
 
-        vals = calloc(job->quote.n_pcrs ? job->quote.n_pcrs : 1, sizeof(*vals));
-        pvals = calloc(job->quote.n_pcrs ? job->quote.n_pcrs : 1, sizeof(*pvals));
+        vals = calloc(tq->n_pcrs ? tq->n_pcrs : 1, sizeof(*vals));
+        pvals = calloc(tq->n_pcrs ? tq->n_pcrs : 1, sizeof(*pvals));
         if (!vals || !pvals) {
                 ch_fail(ch, CSCP__ERROR_CODE__ERR_INTERNAL, -ENOMEM, "out of memory");
                 goto out;
         }
-        for (size_t i = 0; i < job->quote.n_pcrs; i++) {
+        for (size_t i = 0; i < tq->n_pcrs; i++) {
                 cscp__pcr_value__init(&vals[i]);
-                vals[i].hash_alg = job->quote.pcrs[i].hash_alg;
-                vals[i].index = job->quote.pcrs[i].index;
-                vals[i].value.data = job->quote.pcrs[i].value;
-                vals[i].value.len = job->quote.pcrs[i].size;
+                vals[i].hash_alg = tq->pcrs[i].hash_alg;
+                vals[i].index = tq->pcrs[i].index;
+                vals[i].value.data = (uint8_t *)tq->pcrs[i].value;
+                vals[i].value.len = tq->pcrs[i].size;
                 pvals[i] = &vals[i];
         }
-        q.attest = (ProtobufCBinaryData){.data = job->quote.attest, .len = job->quote.attest_len};
-        q.signature = (ProtobufCBinaryData){.data = job->quote.sig, .len = job->quote.sig_len};
-        q.ak_public = (ProtobufCBinaryData){.data = (uint8_t *)c->srv->ak_public, .len = c->srv->ak_public_len};
-        q.pcrs = pvals;
-        q.n_pcrs = job->quote.n_pcrs;
         ev.version = CSCP_PROTOCOL_VERSION;
         ev.nonce = (ProtobufCBinaryData){.data = job->nonce, .len = job->nonce_len};
-        ev.host_quote = &q;
-        /* Where this challenge's leaf sits under the quote's extraData (the batch root). */
+        if (job->quote.kind == CSCP_ROT_TDX) {
+                /* The TD quote as configfs-tsm gave it; REPORTDATA is the batch root (SHA-512). */
+                ev.host_tdx_quote = (ProtobufCBinaryData){.data = job->quote.tdx, .len = job->quote.tdx_len};
+        } else {
+                q.attest = (ProtobufCBinaryData){.data = tq->attest, .len = tq->attest_len};
+                q.signature = (ProtobufCBinaryData){.data = tq->sig, .len = tq->sig_len};
+                q.ak_public = (ProtobufCBinaryData){.data = (uint8_t *)s->ak_public, .len = s->ak_public_len};
+                q.pcrs = pvals;
+                q.n_pcrs = tq->n_pcrs;
+                ev.host_quote = &q;
+        }
+        /* Where this challenge's leaf sits under the quote's caller data (the batch root), nodes in the rot's hash. */
         for (size_t i = 0; i < job->path_len; i++)
-                sib[i] = (ProtobufCBinaryData){.data = job->path[i], .len = 32};
+                sib[i] = (ProtobufCBinaryData){.data = job->path[i], .len = s->merkle_len};
         bp.leaf_index = job->batch_index;
         bp.leaf_count = job->batch_count;
         bp.siblings = sib;
@@ -483,6 +500,11 @@ static void pack_evidence(challenge_t *ch)
                                 continue;
                         l->offset = qr->log_offset;
                         l->data = qr->log;
+                } else if ((int)i == ch->ccel_at) {
+                        /* TDX: the firmware's CC event log, whole, whatever offset was asked. */
+                        l->kind = CSCP__LOG_KIND__LOG_CCEL;
+                        l->offset = 0;
+                        l->data = (ProtobufCBinaryData){.data = s->ccel, .len = s->ccel_len};
                 } else if (ch->present[i]) {
                         l->offset = ch->logs[i].offset;
                         l->data = (ProtobufCBinaryData){.data = ch->logs[i].buf + ch->logs[i].start,
@@ -525,7 +547,8 @@ out:
 static void evidence_work(uv_work_t *w)
 {
         challenge_t *ch = w->data;
-        const attestd_config_t *cfg = ch->conn->srv->cfg;
+        const server_t *s = ch->conn->srv;
+        const attestd_config_t *cfg = s->cfg;
         const Cscp__Challenge *req = ch->req;
 
         for (size_t i = 0; i < req->n_logs && i < MAX_LOGS; i++) {
@@ -535,6 +558,19 @@ static void evidence_work(uv_work_t *w)
 
                 if (k == CSCP__LOG_KIND__LOG_CONTAINER_CEL)
                         continue;
+                /* Mainline IMA extends PCR 10 of a TPM: a TD quote holds no register to verify the list with. */
+                if (k == CSCP__LOG_KIND__LOG_IMA && cscp_rot_kind(s->rot) == CSCP_ROT_TDX)
+                        continue;
+                /*
+                 * The firmware log of a TDX host is the CCEL: a request for it, or for the boot log (a TD has
+                 * no TPM boot log), is answered with LOG_CCEL, once. A TPM host has no CCEL: left out.
+                 */
+                if (k == CSCP__LOG_KIND__LOG_CCEL ||
+                    (k == CSCP__LOG_KIND__LOG_BOOT && cscp_rot_kind(s->rot) == CSCP_ROT_TDX)) {
+                        if (s->ccel && ch->ccel_at < 0)
+                                ch->ccel_at = (int)i;
+                        continue;
+                }
                 r = attestd_log_read(host_log_path(cfg, k), k, req->logs[i]->offset, cfg->max_evidence, &ch->logs[i],
                                      msg, sizeof(msg));
                 if (r == -ENOENT)
@@ -581,7 +617,8 @@ static void quote_done(tpmq_job_t *job)
                 return;
         }
         if (job->r < 0) {
-                ch_fail(ch, CSCP__ERROR_CODE__ERR_TPM, job->r, "host TPM quote failed: %s", cscp_strerror(job->r));
+                ch_fail(ch, CSCP__ERROR_CODE__ERR_TPM, job->r, "host %s quote failed: %s",
+                        cscp_rot_kind(c->srv->rot) == CSCP_ROT_TDX ? "TDX" : "TPM", cscp_strerror(job->r));
                 challenge_finish(c);
                 return;
         }
@@ -622,8 +659,9 @@ static void vquote_work(uv_work_t *w)
                 return;
         }
         cq = ch->vq.resp->quote->quote;
-        /* leaf = H("cscp-leaf-v1" || nonce || container_id || H(container TPMS_ATTEST) || vAK Name) */
-        r = cscp_merkle_leaf(TPM2_ALG_SHA256, req->nonce.data, req->nonce.len, req->container_id, cq->attest.data,
+        /* leaf = H("cscp-leaf-v1" || nonce || container_id || H(container TPMS_ATTEST) || vAK Name),
+         * H the rot's hash (SHA-256 on a TPM, SHA-512 on TDX) */
+        r = cscp_merkle_leaf(c->srv->merkle_alg, req->nonce.data, req->nonce.len, req->container_id, cq->attest.data,
                              cq->attest.len, ch->vq.vak_name, ch->vq.vak_name_len, c->job.leaf);
         if (r < 0) {
                 ch_fail(ch, CSCP__ERROR_CODE__ERR_INTERNAL, r, "cannot compute the challenge's leaf: %s",
@@ -683,7 +721,7 @@ static bool logs_valid(conn_t *c, const Cscp__Challenge *req, bool container)
                         conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false, "log request without a kind");
                         return false;
                 }
-                if (k < 0 || k > CSCP__LOG_KIND__LOG_HOST_PROC_CEL) {
+                if (k < 0 || k > CSCP__LOG_KIND__LOG_CCEL) {
                         conn_send_error(c, CSCP__ERROR_CODE__ERR_UNSUPPORTED, false, "log kind %d is unknown here", k);
                         return false;
                 }
@@ -725,12 +763,13 @@ static void handle_challenge(conn_t *c, const Cscp__Challenge *req)
                                 VTPMD_ID_MAX);
                 return;
         }
-        if (req->n_host_pcrs == 0) {
+        /* TDX: the selection is checked but ignored (a TD quote always holds MRTD and RTMR0..3), and may be empty. */
+        if (req->n_host_pcrs == 0 && cscp_rot_kind(s->rot) == CSCP_ROT_TPM) {
                 conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false, "no host PCRs selected");
                 return;
         }
         memset(&job->sel, 0, sizeof(job->sel));
-        r = cscp_pcrsel_from_wire(req->host_pcrs, req->n_host_pcrs, &job->sel);
+        r = req->n_host_pcrs ? cscp_pcrsel_from_wire(req->host_pcrs, req->n_host_pcrs, &job->sel) : 0;
         if (r < 0) {
                 conn_send_error(c, CSCP__ERROR_CODE__ERR_BAD_REQUEST, false,
                                 "invalid host PCR selection (known banks sha1/256/384/512, PCRs 0-23, no duplicates)");
@@ -783,6 +822,7 @@ static void handle_challenge(conn_t *c, const Cscp__Challenge *req)
                 return;
         }
         ch->conn = c;
+        ch->ccel_at = -1;
         memcpy(job->nonce, req->nonce.data, req->nonce.len);
         job->nonce_len = req->nonce.len;
         job->have_leaf = false;
@@ -840,6 +880,12 @@ static void handle_frame(conn_t *c, uint8_t *payload, size_t len)
                 if (c->srv->acl && (peer_fingerprint(c, fp) < 0 || !acl_allows(c->srv->acl, fp, NULL))) {
                         conn_send_error(c, CSCP__ERROR_CODE__ERR_PERMISSION_DENIED, false,
                                         "this client certificate is not allowed to enroll the host");
+                        cscp__frame__free_unpacked(f, NULL);
+                        return;
+                }
+                if (!c->srv->tpm) {
+                        conn_send_error(c, CSCP__ERROR_CODE__ERR_UNSUPPORTED, false,
+                                        "TDX host: no AK to enroll; the quote is certified by its PCK chain");
                         cscp__frame__free_unpacked(f, NULL);
                         return;
                 }
@@ -1130,13 +1176,88 @@ static int write_ready_file(server_t *s)
         return cscp_file_write_atomic(s->cfg->ready_file, line, strlen(line), 0644);
 }
 
+/* TDX: the CCEL's whole events (the 0xFF padding of its ACPI area cut off), kept for every challenge's LOG_CCEL. */
+static void load_ccel(server_t *s)
+{
+        uint8_t *area = NULL;
+        size_t area_len = 0, start = 0, len = 0;
+        uint64_t count = 0;
+        int r;
+
+        r = cscp_rot_firmware_log(s->rot, &area, &area_len);
+        if (r < 0) {
+                log_warn("no CCEL (%s): LOG_CCEL and LOG_BOOT requests are left out of the evidence", cscp_strerror(r));
+                return;
+        }
+        r = cscp_eventlog_slice(area, area_len, CSCP_EVENTLOG_TCG, 0, 0, &start, &len, &count);
+        if (r < 0) {
+                log_warn("the CCEL does not parse as a TCG log (%s): left out of the evidence", cscp_strerror(r));
+                free(area);
+                return;
+        }
+        s->ccel = malloc(len ? len : 1);
+        if (!s->ccel) {
+                log_warn("out of memory keeping the CCEL: left out of the evidence");
+                free(area);
+                return;
+        }
+        memcpy(s->ccel, area + start, len);
+        s->ccel_len = len;
+        free(area);
+        log_info("CCEL: %llu events, %zu bytes", (unsigned long long)count, len);
+}
+
+/* Opens the host root of trust: tpm loads or creates the AK in the state directory, tdx reads the CCEL. */
+static int open_rot(server_t *s)
+{
+        const attestd_config_t *cfg = s->cfg;
+        cscp_rot_config_t rc = {.kind = cfg->rot, .tcti = cfg->tcti, .paths = cfg->tdx};
+        char desc[512] = "";
+        bool created = false;
+        int r;
+
+        if (cfg->rot == CSCP_ROT_TPM && mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
+                r = -errno;
+                log_error("cannot create state directory %s: %s", cfg->state_dir, strerror(errno));
+                return r;
+        }
+        r = cscp_rot_open(&rc, &s->rot);
+        if (r < 0) {
+                if (cfg->rot == CSCP_ROT_TPM)
+                        log_error("cannot open the host TPM (tcti %s): %s", cfg->tcti ? cfg->tcti : "default",
+                                  cscp_strerror(r));
+                else
+                        log_error("cannot open the TDX root of trust (--rot tdx): %s", cscp_strerror(r));
+                return r;
+        }
+        s->tpm = cscp_rot_tpm(s->rot);
+        s->merkle_alg = cscp_rot_merkle_alg(s->rot);
+        s->merkle_len = cscp_rot_data_len(s->rot);
+        if (cscp_rot_describe(s->rot, desc, sizeof(desc)) == 0)
+                log_info("host root of trust: %s", desc);
+        if (!s->tpm) {
+                load_ccel(s);
+                return 0;
+        }
+        r = cscp_tpm_ak_load_or_create(s->tpm, cfg->state_dir, cfg->ak_alg, &created);
+        if (r < 0) {
+                log_error("cannot %s the host AK in %s: %s", "load or create", cfg->state_dir, cscp_strerror(r));
+                return r;
+        }
+        r = cscp_tpm_ak_public(s->tpm, &s->ak_public, &s->ak_public_len);
+        if (r < 0)
+                return r;
+        log_info("host AK %s (%s) in %s", created ? "created" : "loaded",
+                 cfg->ak_alg == CSCP_KEY_RSA_2048 ? "RSA-2048" : "ECC P-256", cfg->state_dir);
+        return 0;
+}
+
 int attestd_run(const attestd_config_t *cfg)
 {
         server_t s = {.cfg = cfg};
         struct sockaddr_storage addr;
         uv_loop_t loop;
         char err[512] = "";
-        bool created = false;
         int r;
 
         if (parse_listen(cfg->listen, &addr) < 0) {
@@ -1173,33 +1294,15 @@ int attestd_run(const attestd_config_t *cfg)
         } else
                 log_warn("--insecure-plaintext: challenges and evidence travel unauthenticated");
 
-        if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
-                r = -errno;
-                log_error("cannot create state directory %s: %s", cfg->state_dir, strerror(errno));
-                goto out_ctx;
-        }
-        r = cscp_tpm_open(cfg->tcti, &s.tpm);
-        if (r < 0) {
-                log_error("cannot open the host TPM (tcti %s): %s", cfg->tcti ? cfg->tcti : "default",
-                          cscp_strerror(r));
-                goto out_ctx;
-        }
-        r = cscp_tpm_ak_load_or_create(s.tpm, cfg->state_dir, cfg->ak_alg, &created);
-        if (r < 0) {
-                log_error("cannot %s the host AK in %s: %s", "load or create", cfg->state_dir, cscp_strerror(r));
-                goto out_tpm;
-        }
-        r = cscp_tpm_ak_public(s.tpm, &s.ak_public, &s.ak_public_len);
+        r = open_rot(&s);
         if (r < 0)
                 goto out_tpm;
-        log_info("host AK %s (%s) in %s", created ? "created" : "loaded",
-                 cfg->ak_alg == CSCP_KEY_RSA_2048 ? "RSA-2048" : "ECC P-256", cfg->state_dir);
 
         r = uv_loop_init(&loop);
         if (r < 0)
                 goto out_tpm;
         s.loop = &loop;
-        tpmq_init(&s.tpmq, &loop, s.tpm);
+        tpmq_init(&s.tpmq, &loop, s.rot);
         s.tpmq.max_batch = cfg->max_batch;
         attestd_enroll_init(&s.enroll, cfg->ak_alg, s.ak_public, s.ak_public_len);
         uv_tcp_init(&loop, &s.listener);
@@ -1229,8 +1332,8 @@ out_loop:
         (void)uv_loop_close(&loop);
 out_tpm:
         attestd_enroll_clear(&s.enroll);
-        cscp_tpm_free(s.tpm);
-out_ctx:
+        cscp_rot_free(s.rot);
+        free(s.ccel);
         SSL_CTX_free(s.ssl_ctx);
         acl_free(s.acl);
         return r;

@@ -18,24 +18,26 @@ struct tpmq_batch {
         bool call; /* one job with a work function, not a quote */
         /* filled on the threadpool */
         int r;
-        cscp_tpm_quote_t quote;
+        cscp_rot_quote_t quote;
         cscp_merkle_tree_t *tree;
 };
 
 static void start_next(tpmq_t *q);
 
-int tpmq_host_leaf(const uint8_t *nonce, size_t nonce_len, uint8_t *ret)
+int tpmq_host_leaf(uint16_t alg, const uint8_t *nonce, size_t nonce_len, uint8_t *ret)
 {
-        return cscp_merkle_leaf(TPM2_ALG_SHA256, nonce, nonce_len, "", NULL, 0, NULL, 0, ret);
+        return cscp_merkle_leaf(alg, nonce, nonce_len, "", NULL, 0, NULL, 0, ret);
 }
 
 static void work_cb(uv_work_t *w)
 {
         tpmq_batch_t *b = w->data;
+        cscp_rot_t *rot = b->q->rot;
+        uint16_t alg = cscp_rot_merkle_alg(rot);
         cscp_merkle_hash_t *leaves;
 
         if (b->call) {
-                b->r = b->jobs[0]->work(b->jobs[0], b->q->tpm);
+                b->r = b->jobs[0]->work(b->jobs[0], cscp_rot_tpm(rot));
                 return;
         }
         leaves = calloc(b->n, sizeof(*leaves));
@@ -44,31 +46,13 @@ static void work_cb(uv_work_t *w)
                 if (b->jobs[i]->have_leaf)
                         memcpy(leaves[i], b->jobs[i]->leaf, sizeof(b->jobs[i]->leaf));
                 else
-                        b->r = tpmq_host_leaf(b->jobs[i]->nonce, b->jobs[i]->nonce_len, leaves[i]);
+                        b->r = tpmq_host_leaf(alg, b->jobs[i]->nonce, b->jobs[i]->nonce_len, leaves[i]);
         if (b->r == 0)
-                b->r = cscp_merkle_tree_new(TPM2_ALG_SHA256, leaves, b->n, &b->tree);
+                b->r = cscp_merkle_tree_new(alg, leaves, b->n, &b->tree);
+        /* The root is exactly as long as the quote's caller data: 32 (SHA-256) or 64 (SHA-512) bytes. */
         if (b->r == 0)
-                b->r = cscp_tpm_quote(b->q->tpm, cscp_merkle_tree_root(b->tree), 32, &b->sel, &b->quote);
+                b->r = cscp_rot_quote(rot, cscp_merkle_tree_root(b->tree), cscp_rot_data_len(rot), &b->sel, &b->quote);
         free(leaves);
-}
-
-static int quote_dup(const cscp_tpm_quote_t *in, cscp_tpm_quote_t *out)
-{
-        *out = (cscp_tpm_quote_t){0};
-        out->attest = malloc(in->attest_len ? in->attest_len : 1);
-        out->sig = malloc(in->sig_len ? in->sig_len : 1);
-        out->pcrs = calloc(in->n_pcrs ? in->n_pcrs : 1, sizeof(*out->pcrs));
-        if (!out->attest || !out->sig || !out->pcrs) {
-                cscp_tpm_quote_clear(out);
-                return -ENOMEM;
-        }
-        memcpy(out->attest, in->attest, in->attest_len);
-        out->attest_len = in->attest_len;
-        memcpy(out->sig, in->sig, in->sig_len);
-        out->sig_len = in->sig_len;
-        memcpy(out->pcrs, in->pcrs, in->n_pcrs * sizeof(*out->pcrs));
-        out->n_pcrs = in->n_pcrs;
-        return 0;
 }
 
 static void after_work_cb(uv_work_t *w, int status)
@@ -100,7 +84,7 @@ static void after_work_cb(uv_work_t *w, int status)
                 tpmq_job_t *job = b->jobs[i];
                 job->r = b->r;
                 if (job->r == 0)
-                        job->r = quote_dup(&b->quote, &job->quote);
+                        job->r = cscp_rot_quote_dup(&b->quote, &job->quote);
                 if (job->r == 0) {
                         job->batch_index = (uint32_t)i;
                         job->batch_count = (uint32_t)b->n;
@@ -108,7 +92,7 @@ static void after_work_cb(uv_work_t *w, int status)
                 }
                 job->done(job);
         }
-        cscp_tpm_quote_clear(&b->quote);
+        cscp_rot_quote_clear(&b->quote);
         cscp_merkle_tree_free(b->tree);
         free(b->jobs);
         free(b);
@@ -188,11 +172,11 @@ static void start_next(tpmq_t *q)
         }
 }
 
-void tpmq_init(tpmq_t *q, uv_loop_t *loop, cscp_tpm_t *tpm)
+void tpmq_init(tpmq_t *q, uv_loop_t *loop, cscp_rot_t *rot)
 {
         memset(q, 0, sizeof(*q));
         q->loop = loop;
-        q->tpm = tpm;
+        q->rot = rot;
         q->max_batch = TPMQ_MAX_BATCH;
 }
 
@@ -204,6 +188,8 @@ void tpmq_submit(tpmq_t *q, tpmq_job_t *job)
         job->batch_index = job->batch_count = 0;
         job->path_len = 0;
         memset(&job->quote, 0, sizeof(job->quote));
+        if (!job->work && cscp_rot_kind(q->rot) == CSCP_ROT_TDX)
+                memset(&job->sel, 0, sizeof(job->sel)); /* ignored by a TD quote: all batch together */
         if (q->tail)
                 q->tail->next = job;
         else

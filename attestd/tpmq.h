@@ -2,14 +2,18 @@
 #pragma once
 
 /*
- * The TPM queue with group commit (design.md §3): TPM round trips run on the
- * libuv threadpool, one at a time (a TPM context is not thread-safe, and the
- * TPM itself is serial). While a quote is in flight, new challenges wait;
- * when it returns, every waiting challenge with the same PCR selection
- * becomes the next batch: one quote whose extraData is the Merkle root over
- * the batch's leaves (include/cscp/merkle.h), and each job gets that quote
- * and its leaf's inclusion proof. No timer: an idle server quotes a single
- * challenge at once (its root is its leaf). `done` runs on the loop thread.
+ * The host quote queue with group commit (design.md §3): root-of-trust round
+ * trips (include/cscp/rot.h: a TPM or a TDX guest) run on the libuv
+ * threadpool, one at a time (a TPM context is not thread-safe, and the TPM
+ * itself is serial). While a quote is in flight, new challenges wait; when
+ * it returns, every waiting challenge with the same PCR selection becomes the
+ * next batch: one quote whose caller data (TPM extraData, TDX REPORTDATA) is
+ * the Merkle root over the batch's leaves (include/cscp/merkle.h, in the
+ * rot's hash: SHA-256 on a TPM, SHA-512 on TDX), and each job gets that quote
+ * and its leaf's inclusion proof. On TDX the selection is ignored (a TD quote
+ * always holds MRTD and RTMR0..3): every waiting challenge joins the batch.
+ * No timer: an idle server quotes a single challenge at once (its root is
+ * its leaf). `done` runs on the loop thread.
  */
 
 #include <stdbool.h>
@@ -19,6 +23,7 @@
 #include <uv.h>
 
 #include "merkle.h"
+#include "rot.h"
 #include "tpm.h"
 
 #define TPMQ_MAX_BATCH 1024
@@ -33,21 +38,22 @@ struct tpmq_job {
         uint8_t nonce[64];
         size_t nonce_len;
         TPML_PCR_SELECTION sel;
-        /* Set: `leaf` is this challenge's Merkle leaf (a container challenge, attestd/server.c);
-         * clear: the leaf is tpmq_host_leaf(nonce). */
+        /* Set: `leaf` is this challenge's Merkle leaf in the rot's hash (a container challenge,
+         * attestd/server.c); clear: the leaf is tpmq_host_leaf(nonce). */
         bool have_leaf;
-        uint8_t leaf[32];
+        uint8_t leaf[CSCP_MERKLE_MAX_HASH];
         tpmq_done_cb done;
         void *data;
         /*
          * Set: not a challenge but a function to run on the TPM thread, alone,
-         * between batches (enrollment). Its return value becomes r; nonce and
+         * between batches (enrollment; tpm backend only: its tpm argument is
+         * cscp_rot_tpm, NULL on TDX). Its return value becomes r; nonce and
          * sel are unused; the quote and proof outputs stay empty.
          */
         int (*work)(tpmq_job_t *job, cscp_tpm_t *tpm);
         /* out (valid in done) */
         int r;
-        cscp_tpm_quote_t quote; /* the batch's quote (each job owns a copy) */
+        cscp_rot_quote_t quote; /* the batch's quote (each job owns a copy) */
         uint32_t batch_index, batch_count;
         cscp_merkle_hash_t path[CSCP_MERKLE_MAX_DEPTH];
         size_t path_len;
@@ -57,7 +63,7 @@ typedef struct tpmq_batch tpmq_batch_t;
 
 typedef struct tpmq {
         uv_loop_t *loop;
-        cscp_tpm_t *tpm;
+        cscp_rot_t *rot;
         tpmq_job_t *head, *tail; /* waiting */
         tpmq_batch_t *running;
         size_t waiting;
@@ -66,9 +72,9 @@ typedef struct tpmq {
         uint64_t batches, batched_jobs, largest_batch;
 } tpmq_t;
 
-void tpmq_init(tpmq_t *q, uv_loop_t *loop, cscp_tpm_t *tpm);
+void tpmq_init(tpmq_t *q, uv_loop_t *loop, cscp_rot_t *rot);
 /* Queues a challenge; its done callback always runs exactly once. */
 void tpmq_submit(tpmq_t *q, tpmq_job_t *job);
 bool tpmq_idle(const tpmq_t *q);
-/* The leaf of a host-only challenge (no container quote): merkle leaf over the nonce alone. */
-int tpmq_host_leaf(const uint8_t *nonce, size_t nonce_len, uint8_t *ret);
+/* The leaf of a host-only challenge (no container quote): merkle leaf over the nonce alone, hash alg. */
+int tpmq_host_leaf(uint16_t alg, const uint8_t *nonce, size_t nonce_len, uint8_t *ret);

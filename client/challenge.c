@@ -20,6 +20,7 @@
 #include "pcr.h"
 #include "policy.h"
 #include "store.h"
+#include "tdx.h"
 #include "util.h"
 #include "verdict.h"
 
@@ -43,7 +44,15 @@ enum {
         OPT_DB,
         OPT_NO_DB,
         OPT_HOST,
+        OPT_TDX_ROOT,
+        OPT_TDX_COLLATERAL,
+        OPT_TDX_CRL,
+        OPT_TDX_ALLOW_TCB,
+        OPT_AT,
 };
+
+#define MAX_TDX_CRLS 8
+#define MAX_TDX_TCB  8
 
 static void challenge_usage(FILE *f)
 {
@@ -55,6 +64,8 @@ static void challenge_usage(FILE *f)
                 "host PCRs = replay of the host logs; with --container: the container quote (extraData = the\n"
                 "nonce), container PCRs = replay of its log, the attested vtpm-bind record naming its vAK and\n"
                 "vEK, the vEK certificate; then the TPM clocks against the last challenge (store) and the policy.\n"
+                "A TDX host (attestd --rot tdx) answers with a TD quote instead: with --tdx-root its PCK chain,\n"
+                "REPORTDATA = the batch root, RTMR0..3 = replay of its CCEL and host logs (docs/tdx.md).\n"
                 "\n"
                 "  --server HOST:PORT       attestd to challenge ([IPv6]:PORT for IPv6)\n"
                 "  --ca FILE                CA bundle the server certificate must chain to\n"
@@ -66,6 +77,16 @@ static void challenge_usage(FILE *f)
                 "  --container-pcrs SEL     vTPM PCRs to quote (default " DEFAULT_CONTAINER_PCRS ")\n"
                 "  --vtpm-ca FILE           vtpmd's vTPM manufacturer CA (PEM): the vEK certificate must chain to it\n"
                 "  --policy FILE            appraisal policy (docs/policy.md); without it no reference values\n"
+                "  --tdx-root FILE          accept a TDX host: the trust anchor (PEM, the Intel SGX Root CA) its\n"
+                "                           quote's PCK chain must reach; also asks for the CCEL (LOG_CCEL).\n"
+                "                           Without it TDX evidence is an error (exit 2)\n"
+                "  --tdx-collateral DIR     TCB info / QE identity collateral (docs/tdx.md); without it the TCB\n"
+                "                           status is not evaluated (a fact says so)\n"
+                "  --tdx-crl FILE           a CRL (PEM or DER) for the PCK chain; repeatable (at most %d)\n"
+                "  --tdx-allow-tcb STATUS   accept this TCB status besides UpToDate (e.g. SWHardeningNeeded);\n"
+                "                           repeatable (at most %d)\n"
+                "  --at TIME                verify the TDX certificates and collateral at TIME: YYYY-MM-DD,\n"
+                "                           YYYY-MM-DDTHH:MM:SSZ or @EPOCH (default: now)\n"
                 "  --db FILE                the challenger's store: enrolled AKs, last TPM clocks, IMA checkpoints,\n"
                 "                           verdict history (default $XDG_STATE_HOME/cscp/store.db or\n"
                 "                           ~/.local/state/cscp/store.db)\n"
@@ -81,7 +102,7 @@ static void challenge_usage(FILE *f)
                 "\n"
                 "Exit status: 0 trusted, 1 untrusted (every failed claim is named), 2 error.\n"
                 "A host whose AK is neither enrolled nor pinned is untrusted (claim host-ak-enrolled).\n",
-                CSCP_NONCE_MIN, CSCP_NONCE_MAX, CSCP_NONCE_DEFAULT);
+                MAX_TDX_CRLS, MAX_TDX_TCB, CSCP_NONCE_MIN, CSCP_NONCE_MAX, CSCP_NONCE_DEFAULT);
 }
 
 static void verify_usage(FILE *f)
@@ -98,6 +119,16 @@ static void verify_usage(FILE *f)
                 "  --container-pcrs SEL     vTPM PCRs the container quote must cover (default: whatever it covers)\n"
                 "  --vtpm-ca FILE           vtpmd's vTPM manufacturer CA (PEM)\n"
                 "  --policy FILE            appraisal policy (docs/policy.md)\n"
+                "  --tdx-root FILE          accept a TDX host: the trust anchor (PEM, the Intel SGX Root CA) its\n"
+                "                           quote's PCK chain must reach.\n"
+                "                           Without it TDX evidence is an error (exit 2)\n"
+                "  --tdx-collateral DIR     TCB info / QE identity collateral (docs/tdx.md); without it the TCB\n"
+                "                           status is not evaluated (a fact says so)\n"
+                "  --tdx-crl FILE           a CRL (PEM or DER) for the PCK chain; repeatable (at most %d)\n"
+                "  --tdx-allow-tcb STATUS   accept this TCB status besides UpToDate (e.g. SWHardeningNeeded);\n"
+                "                           repeatable (at most %d)\n"
+                "  --at TIME                verify the TDX certificates and collateral at TIME: YYYY-MM-DD,\n"
+                "                           YYYY-MM-DDTHH:MM:SSZ or @EPOCH (default: now)\n"
                 "  --ak-name HEX            the host AK Name you trust\n"
                 "  --db FILE --host NAME    take the AK enrolled for NAME from this store, and compare and record\n"
                 "                           the TPM clocks there (an old evidence then fails host-clock)\n"
@@ -106,7 +137,7 @@ static void verify_usage(FILE *f)
                 "  -h, --help               this text\n"
                 "\n"
                 "Exit status: 0 trusted, 1 untrusted, 2 error.\n",
-                CSCP_NONCE_MIN, CSCP_NONCE_MAX);
+                CSCP_NONCE_MIN, CSCP_NONCE_MAX, MAX_TDX_CRLS, MAX_TDX_TCB);
 }
 
 static int finish(cscp_verdict_t *v, bool json)
@@ -268,6 +299,11 @@ static void record_verdict(vctx_t *c, const char *host, const char *container, c
 typedef struct vopts {
         const char *pcrs, *container, *cpcrs, *vtpm_ca, *policy, *db;
         bool json, allow_sha1;
+        /* TDX host */
+        const char *tdx_root, *tdx_collateral, *tdx_crls[MAX_TDX_CRLS], *tdx_tcb[MAX_TDX_TCB];
+        size_t n_tdx_crls, n_tdx_tcb;
+        time_t at;
+        bool have_at;
 } vopts_t;
 
 #define VERIFY_LONG_OPTIONS                                                                                           \
@@ -276,6 +312,11 @@ typedef struct vopts {
                 {"container", required_argument, NULL, OPT_CONTAINER},                                                \
                 {"container-pcrs", required_argument, NULL, OPT_CONTAINER_PCRS},                                      \
                 {"vtpm-ca", required_argument, NULL, OPT_VTPM_CA}, {"policy", required_argument, NULL, OPT_POLICY},   \
+                {"tdx-root", required_argument, NULL, OPT_TDX_ROOT},                                                  \
+                {"tdx-collateral", required_argument, NULL, OPT_TDX_COLLATERAL},                                      \
+                {"tdx-crl", required_argument, NULL, OPT_TDX_CRL},                                                    \
+                {"tdx-allow-tcb", required_argument, NULL, OPT_TDX_ALLOW_TCB},                                        \
+                {"at", required_argument, NULL, OPT_AT},                                                              \
         {                                                                                                             \
                 "db", required_argument, NULL, OPT_DB                                                                 \
         }
@@ -315,9 +356,70 @@ static int verify_opt(int c, const char *arg, vopts_t *o, vctx_t *vc, const char
         case OPT_DB:
                 o->db = arg;
                 return 1;
+        case OPT_TDX_ROOT:
+                o->tdx_root = arg;
+                return 1;
+        case OPT_TDX_COLLATERAL:
+                o->tdx_collateral = arg;
+                return 1;
+        case OPT_TDX_CRL:
+                if (o->n_tdx_crls >= MAX_TDX_CRLS) {
+                        fail_usage(cmd, "at most %d --tdx-crl", MAX_TDX_CRLS);
+                        return -1;
+                }
+                o->tdx_crls[o->n_tdx_crls++] = arg;
+                return 1;
+        case OPT_TDX_ALLOW_TCB: {
+                cscp_tdx_tcb_status_t st;
+
+                if (cscp_tdx_tcb_status_from_name(arg, &st) < 0) {
+                        fail_usage(cmd, "--tdx-allow-tcb: '%s' is not an Intel TCB status (e.g. SWHardeningNeeded)",
+                                   arg);
+                        return -1;
+                }
+                if (o->n_tdx_tcb >= MAX_TDX_TCB) {
+                        fail_usage(cmd, "at most %d --tdx-allow-tcb", MAX_TDX_TCB);
+                        return -1;
+                }
+                o->tdx_tcb[o->n_tdx_tcb++] = arg;
+                return 1;
+        }
+        case OPT_AT:
+                if (cli_parse_time(arg, &o->at) < 0) {
+                        fail_usage(cmd, "--at '%s': not YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or @EPOCH", arg);
+                        return -1;
+                }
+                o->have_at = true;
+                return 1;
         default:
                 return 0;
         }
+}
+
+/* The TDX options go with --tdx-root; -1 (said on stderr) when one is given without it. */
+static int tdx_opts_check(const vopts_t *o, const char *cmd)
+{
+        if (o->tdx_root)
+                return 0;
+        if (o->tdx_collateral || o->n_tdx_crls || o->n_tdx_tcb || o->have_at) {
+                fail_usage(cmd, "%s",
+                           "--tdx-collateral, --tdx-crl, --tdx-allow-tcb and --at verify a TDX host: "
+                           "they need --tdx-root");
+                return -1;
+        }
+        return 0;
+}
+
+/* The TDX part of the expectation. */
+static void tdx_expect(cscp_expect_t *want, const vopts_t *o)
+{
+        want->tdx_root = o->tdx_root;
+        want->tdx_at = o->have_at ? o->at : 0;
+        want->tdx_crls = o->tdx_crls;
+        want->n_tdx_crls = o->n_tdx_crls;
+        want->tdx_collateral_dir = o->tdx_collateral;
+        want->tdx_tcb_allowed = o->tdx_tcb;
+        want->n_tdx_tcb_allowed = o->n_tdx_tcb;
 }
 
 int cmd_challenge(int argc, char **argv)
@@ -337,7 +439,7 @@ int cmd_challenge(int argc, char **argv)
         bool no_db = false;
         vctx_t vc = {0};
         uint64_t ima_offset = 0;
-        Cscp__LogRequest lr[6], *plr[6];
+        Cscp__LogRequest lr[7], *plr[7];
         size_t n_lr = 0;
         long nonce_size = CSCP_NONCE_DEFAULT;
         TPML_PCR_SELECTION sel, csel;
@@ -388,7 +490,7 @@ int cmd_challenge(int argc, char **argv)
         const char *pcrs = vo.pcrs, *container = vo.container, *cpcrs = vo.cpcrs, *vtpm_ca = vo.vtpm_ca;
         const char *policy = vo.policy, *db = vo.db;
         bool json = vo.json, allow_sha1 = vo.allow_sha1;
-        if (conn_opts_check(&co, "challenge") < 0)
+        if (conn_opts_check(&co, "challenge") < 0 || tdx_opts_check(&vo, "challenge") < 0)
                 return 2;
         if (nonce_size < CSCP_NONCE_MIN || nonce_size > CSCP_NONCE_MAX) {
                 fprintf(stderr,
@@ -467,9 +569,13 @@ int cmd_challenge(int argc, char **argv)
                         CSCP__LOG_KIND__LOG_BOOT,     CSCP__LOG_KIND__LOG_SYSTEMD_CEL,
                         CSCP__LOG_KIND__LOG_IMA,      CSCP__LOG_KIND__LOG_HOST_PROC_CEL,
                         CSCP__LOG_KIND__LOG_HOST_CEL, CSCP__LOG_KIND__LOG_CONTAINER_CEL,
+                        CSCP__LOG_KIND__LOG_CCEL,
                 };
                 for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
                         if (kinds[i] == CSCP__LOG_KIND__LOG_CONTAINER_CEL && !container)
+                                continue;
+                        /* The CCEL explains a TD quote's RTMRs: asked for when a TDX host is accepted. */
+                        if (kinds[i] == CSCP__LOG_KIND__LOG_CCEL && !vo.tdx_root)
                                 continue;
                         /* The IMA list can be large: only when PCR 10 is quoted (it explains nothing else). */
                         if (kinds[i] == CSCP__LOG_KIND__LOG_IMA && !pcrsel_has(&sel, 10))
@@ -509,6 +615,7 @@ int cmd_challenge(int argc, char **argv)
         }
         cscp_expect_t want = vctx_expect(&vc, nonce, (size_t)nonce_size, &sel, container, container ? &csel : NULL,
                                          co.server, allow_sha1, vtpm_ca);
+        tdx_expect(&want, &vo);
         r = cscp_evidence_verify(resp->evidence, &want, &v);
         if (r < 0)
                 cscp_verdict_error(&v, "%s", cscp_strerror(r));
@@ -579,6 +686,8 @@ int cmd_verify(int argc, char **argv)
         bool json = vo.json, allow_sha1 = vo.allow_sha1;
         if (!path || !nonce_hex)
                 return fail_usage("verify", "%s", "--evidence FILE and --nonce HEX are required");
+        if (tdx_opts_check(&vo, "verify") < 0)
+                return 2;
         if (cscp_hex_decode(nonce_hex, nonce, sizeof(nonce), &nonce_len) < 0 || cscp_nonce_check_len(nonce_len) < 0) {
                 fprintf(stderr, "cscp verify: --nonce must be %d..%d bytes of hex\n", CSCP_NONCE_MIN, CSCP_NONCE_MAX);
                 return 2;
@@ -604,6 +713,7 @@ int cmd_verify(int argc, char **argv)
         cscp_verdict_fact(&v, "evidence", "%s", path);
         cscp_expect_t want = vctx_expect(&vc, nonce, nonce_len, pcrs ? &sel : NULL, container, cpcrs ? &csel : NULL,
                                          host, allow_sha1, vtpm_ca);
+        tdx_expect(&want, &vo);
         r = cscp_evidence_verify(f->evidence, &want, &v);
         if (r < 0)
                 cscp_verdict_error(&v, "%s", cscp_strerror(r));

@@ -9,6 +9,11 @@ int cmd_eventlog(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_tdx(int argc, char **argv);
 
+#include <time.h>
+
+/* A time for --at: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or @EPOCH (UTC); -EINVAL otherwise (client/tdx.c). */
+int cli_parse_time(const char *s, time_t *ret);
+
 /*
  * Connection options shared by `cscp challenge` and `cscp enroll`: --server,
  * --ca, --cert, --key, --insecure-plaintext, --timeout (client/connopts.c).

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cscp tdx inspect|verify: print a TDX quote's parsed fields, or verify its
- * signatures and PCK chain against a trust anchor file (lib/tdx/).
+ * signatures and PCK chain against a trust anchor file, and with a collateral
+ * directory its TCB status (lib/tdx/).
  */
 
 #include <errno.h>
@@ -21,7 +22,8 @@
 #include "commands.h"
 #include "log.h"
 
-#define TDX_MAX_CRLS 8
+#define TDX_MAX_CRLS    8
+#define TDX_MAX_ALLOWED 16
 
 enum {
         OPT_JSON = 0x100,
@@ -29,6 +31,8 @@ enum {
         OPT_AT,
         OPT_CRL,
         OPT_REPORT_DATA,
+        OPT_COLLATERAL,
+        OPT_ALLOW_TCB,
 };
 
 static const struct option long_opts[] = {
@@ -37,27 +41,39 @@ static const struct option long_opts[] = {
         {"at", required_argument, NULL, OPT_AT},
         {"tdx-crl", required_argument, NULL, OPT_CRL},
         {"report-data", required_argument, NULL, OPT_REPORT_DATA},
+        {"tdx-collateral", required_argument, NULL, OPT_COLLATERAL},
+        {"tdx-allow-tcb", required_argument, NULL, OPT_ALLOW_TCB},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
 
 static void usage(FILE *f)
 {
-        fprintf(f, "Usage: cscp tdx inspect QUOTE [--json]\n"
-                   "       cscp tdx verify QUOTE --tdx-root FILE [--at TIME] [--tdx-crl FILE]... [--report-data HEX]\n"
-                   "                       [--json]\n"
-                   "Inspect or verify an Intel TDX quote (v4 or v5, ECDSA-P256).\n"
-                   "  --tdx-root FILE     trust anchor(s), PEM (the Intel SGX Root CA); never fetched\n"
-                   "  --at TIME           verification time: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or @EPOCH "
-                   "(default: now)\n"
-                   "  --tdx-crl FILE      a CRL (PEM or DER) to check the PCK chain against; repeatable\n"
-                   "  --report-data HEX   the 64 bytes REPORTDATA must hold (128 hex digits)\n"
-                   "  --json              machine-readable output\n"
-                   "TCB status (TCB info / QE identity collateral) is not evaluated yet.\n"
-                   "Exit status: inspect 0 parsed, 2 error; verify 0 trusted, 1 untrusted, 2 error.\n");
+        fprintf(f,
+                "Usage: cscp tdx inspect QUOTE [--json]\n"
+                "       cscp tdx verify QUOTE --tdx-root FILE [--at TIME] [--tdx-crl FILE]... [--report-data HEX]\n"
+                "                       [--tdx-collateral DIR [--tdx-allow-tcb STATUS]...] [--json]\n"
+                "Inspect or verify an Intel TDX quote (v4 or v5, ECDSA-P256).\n"
+                "  --tdx-root FILE     trust anchor(s), PEM (the Intel SGX Root CA); never fetched\n"
+                "  --at TIME           verification time: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or @EPOCH "
+                "(default: now)\n"
+                "  --tdx-crl FILE      a CRL (PEM or DER) to check the PCK chain against; repeatable\n"
+                "  --report-data HEX   the 64 bytes REPORTDATA must hold (128 hex digits)\n"
+                "  --tdx-collateral DIR  evaluate the TCB status from Intel PCS collateral in DIR:\n"
+                "                      tcb_info.json, qe_identity.json (the PCS response bodies),\n"
+                "                      tcb_signing_chain.pem (TCB-Info-Issuer-Chain), optional pck_crl.der and\n"
+                "                      root_crl.der (PEM or DER; then CRLs are checked for every chain)\n"
+                "  --tdx-allow-tcb STATUS  accept this TCB status besides UpToDate (repeatable): SWHardeningNeeded,\n"
+                "                      ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate,\n"
+                "                      OutOfDateConfigurationNeeded, Revoked, TDRelaunchAdvised,\n"
+                "                      TDRelaunchAdvisedConfigurationNeeded\n"
+                "  --json              machine-readable output\n"
+                "Without --tdx-collateral the TCB status is reported as not evaluated.\n"
+                "Exit status: inspect 0 parsed, 2 error; verify 0 trusted, 1 untrusted, 2 error.\n");
 }
 
-static int parse_time(const char *s, time_t *ret)
+/* Shared with cscp challenge/verify --at (commands.h). */
+int cli_parse_time(const char *s, time_t *ret)
 {
         struct tm tm;
         const char *end;
@@ -186,7 +202,8 @@ static int inspect(const cscp_tdx_quote_t *q, bool json)
 
 int cmd_tdx(int argc, char **argv)
 {
-        const char *root = NULL, *crls[TDX_MAX_CRLS];
+        const char *root = NULL, *crls[TDX_MAX_CRLS], *collateral = NULL, *allowed[TDX_MAX_ALLOWED];
+        size_t n_allowed = 0;
         uint8_t report_data[64];
         bool json = false, have_rd = false;
         size_t n_crls = 0, rd_len = 0;
@@ -218,7 +235,7 @@ int cmd_tdx(int argc, char **argv)
                         root = optarg;
                         break;
                 case OPT_AT:
-                        if (parse_time(optarg, &at) < 0) {
+                        if (cli_parse_time(optarg, &at) < 0) {
                                 fprintf(stderr, "cscp tdx: --at '%s': not YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or @EPOCH\n",
                                         optarg);
                                 return 2;
@@ -238,6 +255,24 @@ int cmd_tdx(int argc, char **argv)
                         }
                         have_rd = true;
                         break;
+                case OPT_COLLATERAL:
+                        collateral = optarg;
+                        break;
+                case OPT_ALLOW_TCB: {
+                        cscp_tdx_tcb_status_t st;
+
+                        if (cscp_tdx_tcb_status_from_name(optarg, &st) < 0) {
+                                fprintf(stderr, "cscp tdx: --tdx-allow-tcb '%s': not a TCB status (see --help)\n",
+                                        optarg);
+                                return 2;
+                        }
+                        if (n_allowed >= TDX_MAX_ALLOWED) {
+                                fprintf(stderr, "cscp tdx: at most %d --tdx-allow-tcb\n", TDX_MAX_ALLOWED);
+                                return 2;
+                        }
+                        allowed[n_allowed++] = optarg;
+                        break;
+                }
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -273,11 +308,18 @@ int cmd_tdx(int argc, char **argv)
                         .crl_files = n_crls ? crls : NULL,
                         .n_crl_files = n_crls,
                         .report_data = have_rd ? report_data : NULL,
+                        .collateral_dir = collateral,
+                        .tcb_allowed = n_allowed ? allowed : NULL,
+                        .n_tcb_allowed = n_allowed,
                 };
                 cscp_verdict_t v;
 
                 if (!root) {
                         fprintf(stderr, "cscp tdx verify: --tdx-root FILE is required (the Intel SGX Root CA)\n");
+                        goto out;
+                }
+                if (n_allowed && !collateral) {
+                        fprintf(stderr, "cscp tdx verify: --tdx-allow-tcb needs --tdx-collateral DIR\n");
                         goto out;
                 }
                 cscp_verdict_init(&v);

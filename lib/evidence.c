@@ -15,6 +15,7 @@
 #include "logcheck.h"
 #include "merkle.h"
 #include "quote.h"
+#include "tdx.h"
 #include "util.h"
 
 int cscp_quote_from_wire(const Cscp__Quote *wq, cscp_pcr_value_t **ret_pcrs, size_t *ret_n)
@@ -101,6 +102,7 @@ static const struct {
 
 typedef struct bindrec {
         uint64_t seq, index;
+        uint32_t reg; /* the register the record extends: a PCR, or on TDX the CC index (3 = RTMR2) */
         bool destroy;
         uint8_t vak[sizeof(TPMU_NAME)];
         size_t vak_len;
@@ -139,6 +141,11 @@ static int feed_cb(void *userdata, unsigned log_no, const cscp_event_t *ev, uint
                 size_t idl = strlen(c->container_id);
                 bool bind, destroy;
 
+                /* Only a record that extends a register can be covered by a quote: one that extends nothing
+                 * (an NV index or CC register type, no digest) would otherwise inherit the attestation of
+                 * the record before it. */
+                if (!ev->extend || ev->reg != CSCP_EVENT_PCR || ev->n_digests == 0)
+                        return 0;
                 if (cscp_cm_decode(ev->data, ev->data_len, &rec) < 0 || rec.kind != CSCP_CM_CONTAINER ||
                     !rec.f[CSCP_CM_F_EVENT].data || !rec.f[CSCP_CM_F_CONTAINER_ID].data)
                         return 0;
@@ -163,6 +170,7 @@ static int feed_cb(void *userdata, unsigned log_no, const cscp_event_t *ev, uint
                 memset(b, 0, sizeof(*b));
                 b->seq = seq;
                 b->index = ev->index;
+                b->reg = ev->pcr;
                 b->destroy = destroy;
                 if (rec.f[CSCP_CM_F_VAK_NAME].data && rec.f[CSCP_CM_F_VAK_NAME].len <= sizeof(b->vak)) {
                         memcpy(b->vak, rec.f[CSCP_CM_F_VAK_NAME].data, rec.f[CSCP_CM_F_VAK_NAME].len);
@@ -486,8 +494,9 @@ out:
 }
 
 static void bind_claim(cscp_verdict_t *v, const feedctx_t *fc, const cscp_logcheck_t *lc, bool host_log_present,
-                       const Cscp__Evidence *ev, const char *id)
+                       const Cscp__Evidence *ev, const char *id, bool tdx)
 {
+        char where[48];
         TPM2B_NAME vak = {0};
         uint8_t vek[32];
         const bindrec_t *last = NULL;
@@ -546,14 +555,18 @@ static void bind_claim(cscp_verdict_t *v, const feedctx_t *fc, const cscp_logche
                 return;
         }
         cscp_hex_encode(vak.name, vak.size, hex);
+        if (tdx)
+                snprintf(where, sizeof(where), "RTMR%u (CC index %u)", last->reg - 1, last->reg);
+        else
+                snprintf(where, sizeof(where), "PCR %u", last->reg);
         cscp_verdict_claim(v, "vtpm-bind", true,
-                           "host log event %" PRIu64 " (covered by the host quote) binds '%.64s' to vAK %s and its "
-                           "vEK; no later vtpm-destroy%s",
-                           last->index, id, hex,
+                           "host log event %" PRIu64 " (%s, covered by the host quote) binds '%.64s' to vAK %s and "
+                           "its vEK; no later vtpm-destroy%s",
+                           last->index, where, id, hex,
                            unattested_after ? " covered by the quote (a later record is not yet attested)" : "");
 }
 
-static void policy_claim(cscp_verdict_t *v, cscp_appraisal_t *a, const logmap_t *maps, size_t n_maps)
+static void policy_claim(cscp_verdict_t *v, cscp_appraisal_t *a, const logmap_t *maps, size_t n_maps, bool tdx)
 {
         size_t n = 0, shown = 0, counted = 0;
         const cscp_violation_t *vs = cscp_appraisal_violations(a, &n);
@@ -575,6 +588,19 @@ static void policy_claim(cscp_verdict_t *v, cscp_appraisal_t *a, const logmap_t 
                 if (!attested)
                         continue;
                 counted++;
+                if (tdx && x->rule && strcmp(x->rule, "boot.pcrs") == 0) {
+                        /* boot.pcrs names TPM PCRs: a TD quote holds RTMRs, which are not mapped to them. */
+                        if (shown < MAX_LISTED_FAILURES && len < sizeof(list)) {
+                                int w = snprintf(list + len, sizeof(list) - len,
+                                                 "%sboot.pcrs: the policy names host PCRs, and a TDX host has none "
+                                                 "(its quote holds MRTD and RTMR0..3, which boot.pcrs does not name)",
+                                                 len ? "; " : "");
+                                if (w > 0)
+                                        len += (size_t)w;
+                                shown++;
+                        }
+                        continue;
+                }
                 if (shown < MAX_LISTED_FAILURES && len < sizeof(list)) {
                         int w = x->event >= 0
                                         ? snprintf(list + len, sizeof(list) - len, "%s%s (%s event %" PRId64 "): %s",
@@ -591,6 +617,322 @@ static void policy_claim(cscp_verdict_t *v, cscp_appraisal_t *a, const logmap_t 
                                    counted > shown ? "; ..." : "");
         else
                 cscp_verdict_claim(v, "policy", true, "every attested event satisfies the appraisal policy");
+}
+
+/* ---- TDX host (docs/tdx.md "TDX host evidence") ----------------------------------------------- */
+
+/*
+ * A TD quote holds RTMR0..3 (SHA-384). The CCEL numbers them by CC measurement register index,
+ * 1 = RTMR0 .. 4 = RTMR3, and our host CEL logs carry the same index in their PCR field, so the
+ * replay runs them as "PCRs" 1..4 of the SHA-384 bank with the logcheck of the TPM path: a log may
+ * run ahead of the quote, the events after an RTMR's quoted value are not attested.
+ */
+#define TDX_CC_RTMR0 1
+#define TDX_RTMRS    4
+
+enum { TDX_LOG_CCEL, TDX_LOG_SYSTEMD, TDX_LOG_PROC, TDX_LOG_BIND, TDX_LOG_N };
+
+/* In the order their events reach the RTMRs: firmware, systemd, then vtpmd's logs (as on a TPM host). */
+static const struct {
+        Cscp__LogKind kind;
+        const char *name;
+        cscp_eventlog_format_t fmt;
+} tdx_logs[TDX_LOG_N] = {
+        [TDX_LOG_CCEL] = {CSCP__LOG_KIND__LOG_CCEL, "ccel", CSCP_EVENTLOG_TCG},
+        [TDX_LOG_SYSTEMD] = {CSCP__LOG_KIND__LOG_SYSTEMD_CEL, "systemd", CSCP_EVENTLOG_CEL_JSON},
+        [TDX_LOG_PROC] = {CSCP__LOG_KIND__LOG_HOST_PROC_CEL, "host-proc", CSCP_EVENTLOG_CEL_TLV},
+        [TDX_LOG_BIND] = {CSCP__LOG_KIND__LOG_HOST_CEL, "host", CSCP_EVENTLOG_CEL_TLV},
+};
+
+/* src's claims and facts into dst, each name prefixed (the tdx-* claims become the host's). */
+static void merge_prefixed(cscp_verdict_t *dst, const cscp_verdict_t *src, const char *prefix)
+{
+        char name[128];
+
+        for (size_t i = 0; i < src->n_claims; i++) {
+                snprintf(name, sizeof(name), "%s%s", prefix, src->claims[i].name);
+                cscp_verdict_claim(dst, name, src->claims[i].pass, "%s", src->claims[i].detail);
+        }
+        for (size_t i = 0; i < src->n_facts; i++) {
+                snprintf(name, sizeof(name), "%s%s", prefix, src->facts[i].key);
+                cscp_verdict_fact(dst, name, "%s", src->facts[i].value);
+        }
+        if (src->error)
+                cscp_verdict_error(dst, "%s", src->error);
+}
+
+static void rtmr_replay_claim(cscp_verdict_t *v, const cscp_logcheck_t *lc, const char *logs)
+{
+        char fails[256] = "";
+        size_t n = cscp_logcheck_n_pcrs(lc), bad = 0, len = 0;
+        uint64_t ahead = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                const cscp_logcheck_pcr_t *p = cscp_logcheck_pcr(lc, i);
+                if (p->matched) {
+                        ahead += p->events - p->attested;
+                        continue;
+                }
+                bad++;
+                if (len < sizeof(fails)) {
+                        int w = snprintf(fails + len, sizeof(fails) - len, "%sRTMR%u (%" PRIu64 " events)",
+                                         len ? ", " : "", p->pcr - TDX_CC_RTMR0, p->events);
+                        if (w > 0)
+                                len += (size_t)w;
+                }
+        }
+        if (bad)
+                cscp_verdict_claim(v, "host-rtmrs-replay", false,
+                                   "%zu RTMR value(s) in the TD quote are not the replay of %s: %s; the quote covers "
+                                   "a state these logs do not explain",
+                                   bad, logs, fails);
+        else
+                cscp_verdict_claim(v, "host-rtmrs-replay", true,
+                                   "RTMR0..3 in the TD quote equal the replay of %s (%" PRIu64
+                                   " later event(s) not yet attested)",
+                                   logs, ahead);
+}
+
+/*
+ * The host part of TDX evidence: quote (PCK chain), REPORTDATA = the batch root, RTMRs = replay of
+ * the CCEL and the host CEL logs. Fills *ret_lc and fc (vtpm-bind records) for the container part.
+ * Returns 0 (the verdict says what passed, or holds the error), negative on allocation failure.
+ */
+static int tdx_host(const Cscp__Evidence *ev, const cscp_expect_t *want, const char *cid, const Cscp__Quote *cq,
+                    cscp_verdict_t *v, cscp_appraisal_t *appraisal, feedctx_t *fc, logmap_t *maps, size_t *n_maps,
+                    cscp_logcheck_t **ret_lc)
+{
+        const uint8_t *qb = ev->host_tdx_quote.data;
+        size_t qlen = ev->host_tdx_quote.len;
+        cscp_tdx_verify_opts_t o = {
+                .root_file = want->tdx_root,
+                .at = want->tdx_at,
+                .crl_files = want->n_tdx_crls ? want->tdx_crls : NULL,
+                .n_crl_files = want->n_tdx_crls,
+                .collateral_dir = want->tdx_collateral_dir,
+                .tcb_allowed = want->n_tdx_tcb_allowed ? want->tdx_tcb_allowed : NULL,
+                .n_tcb_allowed = want->n_tdx_tcb_allowed,
+        };
+        uint8_t leaf[CSCP_MERKLE_MAX_HASH], root[CSCP_MERKLE_MAX_HASH];
+        cscp_merkle_hash_t path[CSCP_MERKLE_MAX_DEPTH];
+        const Cscp__BatchProof *bp = ev->host_batch;
+        bool ccel_seen = false;
+        cscp_pcr_value_t rtmrs[TDX_RTMRS];
+        cscp_logcheck_t *lc = NULL;
+        cscp_verdict_t tv;
+        cscp_tdx_quote_t q;
+        char err[512], failed[768] = "", names[128] = "";
+        size_t flen = 0, nlen = 0;
+        bool ok, logs_ok = true, dup = false;
+        TPM2B_NAME vak = {0};
+        int r;
+
+        /* The caller's --tdx-allow-tcb list wins; without one, the policy's tdx.tcb_status applies. */
+        if (!o.n_tcb_allowed && want->policy)
+                (void)cscp_policy_tdx_tcb_allowed(want->policy, &o.tcb_allowed, &o.n_tcb_allowed);
+
+        /* 1. the quote: signatures and the PCK chain up to --tdx-root */
+        cscp_verdict_init(&tv);
+        r = cscp_tdx_quote_verify(qb, qlen, &o, &tv);
+        merge_prefixed(v, &tv, "host-");
+        cscp_verdict_clear(&tv);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 || v->error)
+                return 0; /* the trust anchor or a CRL is unusable: no verdict */
+        cscp_verdict_fact(v, "host-root-of-trust",
+                          "TDX host: quote certified by its PCK chain (no TPM AK to enroll or pin, no TPM clock: "
+                          "host-ak-enrolled/-pinned and host-clock do not apply)");
+        if (want->host_pcrs)
+                cscp_verdict_fact(v, "host-pcrs", "not applicable to a TDX host: its quote holds MRTD and RTMR0..3");
+        if (cscp_tdx_quote_parse(qb, qlen, &q, err, sizeof(err)) < 0) {
+                /* host-tdx-quote-format failed already and says why */
+                cscp_verdict_claim(v, "host-batch-proof", false, "REPORTDATA unreadable: the TD quote does not parse");
+                cscp_verdict_claim(v, "host-rtmrs-replay", false, "RTMRs unreadable: the TD quote does not parse");
+                return 0;
+        }
+        /* The policy's tdx reference values (MRTD, RTMRs, module, debug bit): violations go to the policy claim. */
+        if (appraisal) {
+                r = cscp_appraisal_tdx(appraisal, "host-tdx-quote", &q);
+                if (r == -ENOMEM)
+                        return r;
+        }
+
+        /* 2. REPORTDATA = the SHA-512 root of the batch holding this challenge's leaf */
+        ok = bp && bp->leaf_count >= 1 && bp->leaf_count <= CSCP_MERKLE_MAX_LEAVES && bp->leaf_index < bp->leaf_count &&
+             bp->n_siblings <= CSCP_MERKLE_MAX_DEPTH;
+        for (size_t i = 0; ok && i < bp->n_siblings; i++) {
+                ok = bp->siblings[i].len == 64;
+                if (ok)
+                        memcpy(path[i], bp->siblings[i].data, 64);
+        }
+        if (cid && cq && cscp_tpm_public_name(cq->ak_public.data, cq->ak_public.len, &vak) < 0)
+                vak.size = 0; /* the leaf then cannot match: container-ak-public says why */
+        r = cid ? cscp_merkle_leaf(TPM2_ALG_SHA512, want->nonce, want->nonce_len, cid, cq ? cq->attest.data : NULL,
+                                   cq ? cq->attest.len : 0, vak.name, vak.size, leaf)
+                : cscp_merkle_leaf(TPM2_ALG_SHA512, want->nonce, want->nonce_len, "", NULL, 0, NULL, 0, leaf);
+        if (r < 0) {
+                cscp_verdict_error(v, "cannot compute this challenge's leaf: %s", cscp_strerror(r));
+                return r == -ENOMEM ? r : 0;
+        }
+        if (!bp)
+                cscp_verdict_claim(v, "host-batch-proof", false, "evidence carries no batch proof");
+        else if (!ok || cscp_merkle_root_from_proof(TPM2_ALG_SHA512, leaf, bp->leaf_index, bp->leaf_count, path,
+                                                    bp->n_siblings, root) < 0)
+                cscp_verdict_claim(v, "host-batch-proof", false,
+                                   "the proof (leaf %u of %u, %zu siblings) does not fit a SHA-512 tree of that size "
+                                   "(64-byte siblings)",
+                                   bp->leaf_index, bp->leaf_count, bp->n_siblings);
+        else if (CRYPTO_memcmp(root, q.report_data, 64) != 0)
+                cscp_verdict_claim(v, "host-batch-proof", false,
+                                   "REPORTDATA of the TD quote is not the SHA-512 batch root of this challenge's leaf "
+                                   "(leaf %u of %u, %zu siblings): the quote was not made for this challenge",
+                                   bp->leaf_index, bp->leaf_count, bp->n_siblings);
+        else {
+                cscp_verdict_claim(v, "host-batch-proof", true,
+                                   "REPORTDATA = the SHA-512 root that leaf %u of a batch of %u and %zu sibling(s) "
+                                   "lead to, from %s",
+                                   bp->leaf_index, bp->leaf_count, bp->n_siblings,
+                                   cid ? "this challenge's leaf (nonce, container id, container quote, vAK)"
+                                       : "this challenge's leaf");
+                cscp_verdict_fact(v, "host-batch", "%u challenge(s) in one TD quote", bp->leaf_count);
+        }
+        OPENSSL_cleanse(leaf, sizeof(leaf));
+
+        /* 3. RTMR0..3 = replay of the CCEL, then the host CEL logs */
+        for (unsigned i = 0; i < TDX_RTMRS; i++) {
+                rtmrs[i] = (cscp_pcr_value_t){.hash_alg = TPM2_ALG_SHA384, .index = TDX_CC_RTMR0 + i, .size = 48};
+                memcpy(rtmrs[i].value, q.rtmr[i], 48);
+        }
+        r = cscp_logcheck_new(rtmrs, TDX_RTMRS, &lc);
+        if (r < 0)
+                return r == -ENOMEM ? r : (cscp_verdict_error(v, "RTMR replay: %s", cscp_strerror(r)), 0);
+        fc->container_id = cid; /* collect its vtpm-bind / vtpm-destroy records */
+        for (unsigned i = 0; i < TDX_LOG_N; i++) {
+                const Cscp__Log *lg = find_log(ev, tdx_logs[i].kind, &dup);
+
+                if (dup) {
+                        dup = false;
+                        logs_ok = false;
+                        flen += (size_t)snprintf(failed + flen, flen < sizeof(failed) ? sizeof(failed) - flen : 0,
+                                                 "%s: sent twice; ", tdx_logs[i].name);
+                        continue;
+                }
+                if (!lg)
+                        continue;
+                if (i == TDX_LOG_CCEL && lg->offset > 0) {
+                        logs_ok = false;
+                        flen += (size_t)snprintf(failed + flen, flen < sizeof(failed) ? sizeof(failed) - flen : 0,
+                                                 "ccel: sent from event %" PRIu64 "; the CCEL is replayed whole; ",
+                                                 lg->offset);
+                        continue;
+                }
+                /* The CCEL alone, replayed, for the policy's tdx.ccel_rtmrs (SHA-384 "PCRs" 1..4 = RTMR0..3). */
+                fc->boot_log = appraisal && i == TDX_LOG_CCEL;
+                if (fc->boot_log)
+                        cscp_replay_init(&fc->boot);
+                fc->appraise = want->policy && i == TDX_LOG_CCEL;
+                if (fc->appraise) {
+                        (void)cscp_appraisal_log(appraisal, tdx_logs[i].name, tdx_logs[i].fmt);
+                        maps[(*n_maps)++] = (logmap_t){tdx_logs[i].name, i, lg->offset, 0, NULL};
+                }
+                size_t recs_before = fc->n_recs;
+                r = cscp_logcheck_feed(lc, i, lg->data.data, lg->data.len, tdx_logs[i].fmt, lg->offset, feed_cb, fc,
+                                       err, sizeof(err));
+                if (r == -ENOMEM)
+                        goto fail;
+                if (r < 0) {
+                        fc->n_recs = recs_before; /* a log that does not parse names no binding */
+                        logs_ok = false;
+                        if (flen < sizeof(failed))
+                                flen += (size_t)snprintf(failed + flen, sizeof(failed) - flen, "%s: %s; ",
+                                                         tdx_logs[i].name, err);
+                } else if (nlen < sizeof(names))
+                        nlen += (size_t)snprintf(names + nlen, sizeof(names) - nlen, "%s%s", nlen ? ", " : "",
+                                                 tdx_logs[i].name);
+                if (fc->appraise && r == 0) {
+                        /* boot.pcrs names TPM PCRs: checked against no bank, so such a policy fails (policy). */
+                        cscp_replay_t none;
+                        cscp_replay_init(&none);
+                        (void)cscp_appraisal_end_log(appraisal, &none);
+                }
+                if (fc->boot_log && r == 0) {
+                        ccel_seen = true;
+                        r = cscp_appraisal_tdx_ccel(appraisal, tdx_logs[i].name, &fc->boot);
+                        if (r == -ENOMEM)
+                                goto fail;
+                }
+                fc->boot_log = false;
+                r = 0;
+        }
+        fc->appraise = false;
+        if (appraisal && !ccel_seen) {
+                /* No CCEL that replays: tdx.ccel_rtmrs, if the policy names them, cannot be met. */
+                r = cscp_appraisal_tdx_ccel(appraisal, "ccel", NULL);
+                if (r == -ENOMEM)
+                        goto fail;
+                r = 0;
+        }
+        for (size_t i = 0; i < ev->n_logs; i++) {
+                const Cscp__Log *lg = ev->logs[i];
+
+                if (!lg)
+                        continue;
+                if (lg->kind == CSCP__LOG_KIND__LOG_IMA)
+                        cscp_verdict_fact(v, "host-log-ima",
+                                          "not verifiable on a TDX host: IMA extends PCR 10 of a TPM, which a TD "
+                                          "quote does not hold; the list (%zu bytes) was neither replayed nor "
+                                          "appraised",
+                                          lg->data.len);
+                else if (lg->kind == CSCP__LOG_KIND__LOG_BOOT)
+                        cscp_verdict_fact(v, "host-log-boot",
+                                          "not verifiable on a TDX host: a TPM boot log explains PCRs, a TD quote "
+                                          "holds RTMRs (the CCEL explains them); not replayed");
+                else if (lg->kind == CSCP__LOG_KIND__LOG_UNSPECIFIED || lg->kind == CSCP__LOG_KIND__LOG_CONTAINER_CEL ||
+                         lg->kind > CSCP__LOG_KIND__LOG_CCEL) {
+                        if (lg->kind == CSCP__LOG_KIND__LOG_CONTAINER_CEL)
+                                continue; /* the container part reads it */
+                        logs_ok = false;
+                        if (flen < sizeof(failed))
+                                flen += (size_t)snprintf(failed + flen, sizeof(failed) - flen,
+                                                         "a log of unknown kind %d; ", lg->kind);
+                }
+        }
+        if (!find_log(ev, CSCP__LOG_KIND__LOG_CCEL, &dup) && !dup) {
+                logs_ok = false;
+                if (flen < sizeof(failed))
+                        flen += (size_t)snprintf(failed + flen, sizeof(failed) - flen,
+                                                 "no CCEL (LOG_CCEL): RTMR0 and RTMR1 cannot be explained; ");
+        }
+        if (flen > 2 && flen < sizeof(failed))
+                failed[flen - 2] = '\0';
+        cscp_verdict_claim(v, "host-logs", logs_ok, "%s", logs_ok ? names : failed);
+        r = cscp_logcheck_finish(lc);
+        if (r < 0)
+                goto fail;
+        {
+                char what[160];
+                snprintf(what, sizeof(what), nlen ? "the host logs (%s)" : "no log (none parsed)", names);
+                rtmr_replay_claim(v, lc, what);
+        }
+        for (unsigned i = 0; i < TDX_LOG_N; i++) {
+                const Cscp__Log *lg = find_log(ev, tdx_logs[i].kind, &dup);
+                if (lg)
+                        log_fact(v, "host-", tdx_logs[i].name, lc, i, lg->offset);
+        }
+        for (size_t m = 0; m < *n_maps; m++) {
+                uint64_t ev_n;
+                maps[m].lc = lc;
+                maps[m].first_seq = 0;
+                for (unsigned j = 0; j < maps[m].log_no; j++)
+                        if (cscp_logcheck_log_counts(lc, j, &ev_n, NULL, NULL, NULL) == 0)
+                                maps[m].first_seq += ev_n;
+        }
+        *ret_lc = lc;
+        return 0;
+fail:
+        cscp_logcheck_free(lc);
+        return r;
 }
 
 int cscp_evidence_verify(const Cscp__Evidence *ev, const cscp_expect_t *want, cscp_verdict_t *v)
@@ -612,7 +954,7 @@ int cscp_evidence_verify(const Cscp__Evidence *ev, const cscp_expect_t *want, cs
         logmap_t maps[3];
         size_t n_maps = 0;
         TPMS_ATTEST hattest;
-        bool have_hattest = false, dup = false;
+        bool have_hattest = false, dup = false, tdx = ev->host_tdx_quote.len > 0;
         int r = 0;
 
         if (want->nonce_len > CSCP_NONCE_MAX) {
@@ -634,14 +976,40 @@ int cscp_evidence_verify(const Cscp__Evidence *ev, const cscp_expect_t *want, cs
                 cscp_verdict_claim(v, "container-id", false,
                                    "evidence names container '%.64s' but the challenge asked for the host only",
                                    ev->container_id);
-        if (!cscp_verdict_claim(v, "host-quote-present", ev->host_quote != NULL,
-                                ev->host_quote ? "host quote present" : "evidence carries no host quote"))
+        if (ev->host_quote && tdx) {
+                cscp_verdict_claim(v, "host-quote-present", false,
+                                   "evidence carries both a TPM host quote (host_quote) and a TDX host quote "
+                                   "(host_tdx_quote): one host root of trust per evidence");
                 return 0;
+        }
+        if (!cscp_verdict_claim(v, "host-quote-present", ev->host_quote != NULL || tdx,
+                                tdx              ? "TDX host quote present (host_tdx_quote)"
+                                : ev->host_quote ? "host quote present"
+                                                 : "evidence carries no host quote (host_quote or host_tdx_quote)"))
+                return 0;
+        if (tdx && !want->tdx_root) {
+                cscp_verdict_error(v, "TDX host evidence needs --tdx-root (the trust anchor of its PCK chain)");
+                return 0;
+        }
         if (cid && !cscp_verdict_claim(v, "container-quote-present", cq && cq->attest.len && cq->ak_public.len,
                                        cq ? "container quote present" : "evidence carries no container quote"))
                 cq = NULL;
         if (want->policy && cscp_appraisal_new(want->policy, &appraisal) < 0)
                 return -ENOMEM;
+        if (tdx) {
+                r = tdx_host(ev, want, cid, cq, v, appraisal, &fc, maps, &n_maps, &hlc);
+                if (r < 0)
+                        goto out;
+                if (v->error)
+                        goto out;
+                goto container;
+        }
+        /* A policy with a tdx section asks for a TD: a TPM host does not satisfy it (one policy violation). */
+        if (appraisal && cscp_policy_has_tdx(want->policy)) {
+                r = cscp_appraisal_tdx(appraisal, "host-quote", NULL);
+                if (r < 0)
+                        goto out;
+        }
         /*
          * extraData is the Merkle root over the batch this challenge was answered in
          * (design.md §3): recompute this challenge's leaf from our nonce, container id,
@@ -833,8 +1201,14 @@ int cscp_evidence_verify(const Cscp__Evidence *ev, const cscp_expect_t *want, cs
                         r = 0;
                 }
                 for (size_t i = 0; i < ev->n_logs; i++)
-                        if (ev->logs[i] && (ev->logs[i]->kind == CSCP__LOG_KIND__LOG_UNSPECIFIED ||
-                                            ev->logs[i]->kind > CSCP__LOG_KIND__LOG_HOST_PROC_CEL)) {
+                        if (ev->logs[i] && ev->logs[i]->kind == CSCP__LOG_KIND__LOG_CCEL) {
+                                logs_ok = false;
+                                if (flen < sizeof(failed))
+                                        flen += (size_t)snprintf(failed + flen, sizeof(failed) - flen,
+                                                                 "ccel: a TDX CC event log with a TPM host quote "
+                                                                 "(it explains RTMRs, not PCRs); ");
+                        } else if (ev->logs[i] && (ev->logs[i]->kind == CSCP__LOG_KIND__LOG_UNSPECIFIED ||
+                                                   ev->logs[i]->kind > CSCP__LOG_KIND__LOG_CCEL)) {
                                 logs_ok = false;
                                 if (flen < sizeof(failed))
                                         flen += (size_t)snprintf(failed + flen, sizeof(failed) - flen,
@@ -956,14 +1330,14 @@ container:
                                 maps[n_maps - 1].lc = clc;
                 }
                 if (hlc)
-                        bind_claim(v, &fc, hlc, find_log(ev, CSCP__LOG_KIND__LOG_HOST_CEL, &dup) != NULL, ev, cid);
+                        bind_claim(v, &fc, hlc, find_log(ev, CSCP__LOG_KIND__LOG_HOST_CEL, &dup) != NULL, ev, cid, tdx);
                 else
                         cscp_verdict_claim(v, "vtpm-bind", false, "the host logs could not be replayed");
                 vek_cert_claim(v, ev, want);
         }
 
         /* Clocks last: recorded only from quotes whose signature and extraData verified. */
-        if (claim_passed(v, "host-signature") && claim_passed(v, "host-extra-data"))
+        if (!tdx && claim_passed(v, "host-signature") && claim_passed(v, "host-extra-data"))
                 clock_claim(v, "host-clock", want->store, "host", ev->host_quote->attest.data,
                             ev->host_quote->attest.len, ev->host_quote->ak_public.data, ev->host_quote->ak_public.len,
                             want->policy);
@@ -971,7 +1345,7 @@ container:
                 clock_claim(v, "container-clock", want->store, "vTPM", cq->attest.data, cq->attest.len,
                             cq->ak_public.data, cq->ak_public.len, want->policy);
         if (want->policy)
-                policy_claim(v, appraisal, maps, n_maps);
+                policy_claim(v, appraisal, maps, n_maps, tdx);
         r = 0;
 out:
         free(fc.recs);

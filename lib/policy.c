@@ -16,6 +16,7 @@
 #include "cscp/cel.h"
 #include "cscp/error.h"
 #include "cscp/policy.h"
+#include "cscp/tdx.h"
 #include "cscp/util.h"
 
 #define MAX_STRING 4096
@@ -45,11 +46,52 @@ typedef struct boot_event_rule {
         size_t n;
 } boot_event_rule_t;
 
+/* TDX measurement registers the tdx section can name (SHA-384, 48 bytes each). */
+#define TDX_MR_SIZE 48
+typedef struct mr_list {
+        uint8_t (*v)[TDX_MR_SIZE];
+        size_t n;
+} mr_list_t;
+
+enum {
+        TDX_MRTD,
+        TDX_MRSEAM,
+        TDX_MRSIGNERSEAM,
+        TDX_MRCONFIGID,
+        TDX_MROWNER,
+        TDX_MROWNERCONFIG,
+        TDX_RTMR0,
+        TDX_N = TDX_RTMR0 + 4,
+};
+
+static const struct {
+        const char *key;  /* policy key (RTMRs: index under tdx.rtmrs) */
+        const char *rule; /* violation rule */
+        const char *name; /* register name in violations */
+        size_t off;       /* in cscp_tdx_quote_t */
+} tdx_regs[TDX_N] = {
+        [TDX_MRTD] = {"mrtd", "tdx.mrtd", "MRTD", offsetof(cscp_tdx_quote_t, mrtd)},
+        [TDX_MRSEAM] = {"mrseam", "tdx.mrseam", "MRSEAM", offsetof(cscp_tdx_quote_t, mrseam)},
+        [TDX_MRSIGNERSEAM] = {"mrsignerseam", "tdx.mrsignerseam", "MRSIGNERSEAM",
+                              offsetof(cscp_tdx_quote_t, mrsignerseam)},
+        [TDX_MRCONFIGID] = {"mrconfigid", "tdx.mrconfigid", "MRCONFIGID", offsetof(cscp_tdx_quote_t, mrconfigid)},
+        [TDX_MROWNER] = {"mrowner", "tdx.mrowner", "MROWNER", offsetof(cscp_tdx_quote_t, mrowner)},
+        [TDX_MROWNERCONFIG] = {"mrownerconfig", "tdx.mrownerconfig", "MROWNERCONFIG",
+                               offsetof(cscp_tdx_quote_t, mrownerconfig)},
+        [TDX_RTMR0 + 0] = {"0", "tdx.rtmrs", "RTMR0", offsetof(cscp_tdx_quote_t, rtmr[0])},
+        [TDX_RTMR0 + 1] = {"1", "tdx.rtmrs", "RTMR1", offsetof(cscp_tdx_quote_t, rtmr[1])},
+        [TDX_RTMR0 + 2] = {"2", "tdx.rtmrs", "RTMR2", offsetof(cscp_tdx_quote_t, rtmr[2])},
+        [TDX_RTMR0 + 3] = {"3", "tdx.rtmrs", "RTMR3", offsetof(cscp_tdx_quote_t, rtmr[3])},
+};
+
+/* The CCEL (and our host CEL logs on TDX) number RTMRn as CC measurement register index n + 1. */
+#define TDX_CC_RTMR0 1
+
 static const uint16_t banks[CSCP_EVENT_MAX_DIGESTS] = {TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384,
                                                        TPM2_ALG_SHA512};
 
 struct cscp_policy {
-        bool has_boot, has_ima, has_container, has_resets;
+        bool has_boot, has_ima, has_container, has_resets, has_tdx;
         struct {
                 bool set;
                 uint8_t v[CSCP_EVENT_MAX_DIGEST];
@@ -64,6 +106,11 @@ struct cscp_policy {
         bool ima_allow_unknown;
         strlist_t configs, layers, args, env, runtimes;
         bool allow_reboot, allow_restart;
+        mr_list_t tdx_mr[TDX_N]; /* n == 0: the register is not checked */
+        mr_list_t tdx_ccel[4];   /* tdx.ccel_rtmrs: what the CCEL alone replays RTMR0..3 to */
+        bool tdx_allow_debug;
+        bool tdx_has_tcb;
+        strlist_t tdx_tcb; /* tdx.tcb_status as given (validated names) */
 };
 
 /* ----------------------------------------------------------- YAML walking */
@@ -322,6 +369,11 @@ void cscp_policy_free(cscp_policy_t *p)
         strlist_clear(&p->args);
         strlist_clear(&p->env);
         strlist_clear(&p->runtimes);
+        for (size_t i = 0; i < TDX_N; i++)
+                free(p->tdx_mr[i].v);
+        for (size_t i = 0; i < 4; i++)
+                free(p->tdx_ccel[i].v);
+        strlist_clear(&p->tdx_tcb);
         free(p);
 }
 
@@ -545,6 +597,141 @@ static int resets_section(yctx_t *y, const char *key, const yaml_node_t *k, cons
         return yfail(y, k, "resets: unknown key '%s' (allow_reboot, allow_restart)", key);
 }
 
+/* One register's allowed values: a hex string, or a non-empty list of them (any one matches). */
+static int get_mr_list(yctx_t *y, const yaml_node_t *n, const char *what, mr_list_t *ret)
+{
+        size_t cnt;
+        int r;
+
+        if (ret->v)
+                return yfail(y, n, "%s: given twice", what);
+        if (scalar(n))
+                cnt = 1;
+        else {
+                if ((r = expect(y, n, YAML_SEQUENCE_NODE, what)) < 0)
+                        return r;
+                cnt = SEQ_LEN(n);
+                if (cnt == 0)
+                        return yfail(y, n, "%s: empty list (nothing could match; leave the key out to allow any)",
+                                     what);
+        }
+        if ((r = check_count(y, n, cnt)) < 0)
+                return r;
+        ret->v = calloc(cnt, sizeof(*ret->v));
+        if (!ret->v)
+                return -ENOMEM;
+        for (size_t i = 0; i < cnt; i++) {
+                const yaml_node_t *item = scalar(n) ? n : node(y, n->data.sequence.items.start[i]);
+                const char *s = scalar(item);
+                size_t len = 0;
+
+                if (!s)
+                        return yfail(y, item, "%s: expected %u hex characters (a SHA-384 value)", what,
+                                     2 * TDX_MR_SIZE);
+                if (strlen(s) != item->data.scalar.length ||
+                    cscp_hex_decode(s, ret->v[ret->n], TDX_MR_SIZE, &len) < 0 || len != TDX_MR_SIZE)
+                        return yfail(y, item, "%s: '%.16s%s' is not %u hex characters (a SHA-384 value)", what, s,
+                                     item->data.scalar.length > 16 ? "..." : "", 2 * TDX_MR_SIZE);
+                ret->n++;
+        }
+        return 0;
+}
+
+/* tdx.rtmrs / tdx.ccel_rtmrs: RTMR index 0..3 -> allowed value(s). */
+static int tdx_rtmr_values(yctx_t *y, const yaml_node_t *k, const yaml_node_t *v, const char *what, mr_list_t *lists)
+{
+        unsigned long i = 0;
+        char idx[48], w[48];
+        int r;
+
+        snprintf(idx, sizeof(idx), "%s index", what);
+        if ((r = get_uint(y, k, idx, 3, &i)) < 0)
+                return r;
+        snprintf(w, sizeof(w), "%s: RTMR%lu", what, i);
+        return get_mr_list(y, v, w, &lists[i]);
+}
+
+static int tdx_rtmrs(yctx_t *y, const char *key, const yaml_node_t *k, const yaml_node_t *v, void *ud)
+{
+        (void)key;
+        return tdx_rtmr_values(y, k, v, "tdx.rtmrs", &((cscp_policy_t *)ud)->tdx_mr[TDX_RTMR0]);
+}
+
+static int tdx_ccel_rtmrs(yctx_t *y, const char *key, const yaml_node_t *k, const yaml_node_t *v, void *ud)
+{
+        (void)key;
+        return tdx_rtmr_values(y, k, v, "tdx.ccel_rtmrs", ((cscp_policy_t *)ud)->tdx_ccel);
+}
+
+/* tdx.tcb_status: Intel status names (a string or a list); Revoked is never acceptable. */
+static int tdx_tcb_status(yctx_t *y, const yaml_node_t *v, cscp_policy_t *p)
+{
+        size_t cnt;
+        int r;
+
+        if (scalar(v))
+                cnt = 1;
+        else {
+                if ((r = expect(y, v, YAML_SEQUENCE_NODE, "tdx.tcb_status")) < 0)
+                        return r;
+                cnt = SEQ_LEN(v);
+                if (cnt == 0)
+                        return yfail(y, v, "tdx.tcb_status: empty list (leave the key out: UpToDate only)");
+        }
+        if ((r = check_count(y, v, cnt)) < 0)
+                return r;
+        p->tdx_tcb.v = calloc(cnt, sizeof(char *));
+        if (!p->tdx_tcb.v)
+                return -ENOMEM;
+        for (size_t i = 0; i < cnt; i++) {
+                const yaml_node_t *item = scalar(v) ? v : node(y, v->data.sequence.items.start[i]);
+                cscp_tdx_tcb_status_t st;
+                char names[512];
+                size_t nl = 0;
+
+                if ((r = get_string(y, item, "tdx.tcb_status", &p->tdx_tcb.v[p->tdx_tcb.n])) < 0)
+                        return r;
+                p->tdx_tcb.n++;
+                if (cscp_tdx_tcb_status_from_name(p->tdx_tcb.v[i], &st) == 0 && st != CSCP_TDX_TCB_REVOKED)
+                        continue;
+                if (cscp_tdx_tcb_status_from_name(p->tdx_tcb.v[i], &st) == 0)
+                        return yfail(y, item, "tdx.tcb_status: Revoked is never acceptable");
+                names[0] = '\0';
+                for (unsigned s = 0; s <= CSCP_TDX_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED; s++)
+                        if (s != CSCP_TDX_TCB_REVOKED && nl < sizeof(names))
+                                nl += (size_t)snprintf(names + nl, sizeof(names) - nl, "%s%s", nl ? ", " : "",
+                                                       cscp_tdx_tcb_status_name((cscp_tdx_tcb_status_t)s));
+                return yfail(y, item, "tdx.tcb_status: unknown status '%.64s' (%s; exact case)", p->tdx_tcb.v[i],
+                             names);
+        }
+        p->tdx_has_tcb = true;
+        return 0;
+}
+
+static int tdx_section(yctx_t *y, const char *key, const yaml_node_t *k, const yaml_node_t *v, void *ud)
+{
+        cscp_policy_t *p = ud;
+
+        for (size_t i = 0; i < TDX_RTMR0; i++)
+                if (strcmp(key, tdx_regs[i].key) == 0) {
+                        char what[32];
+                        snprintf(what, sizeof(what), "tdx.%s", tdx_regs[i].key);
+                        return get_mr_list(y, v, what, &p->tdx_mr[i]);
+                }
+        if (strcmp(key, "rtmrs") == 0)
+                return each_pair(y, v, "tdx.rtmrs", tdx_rtmrs, p);
+        if (strcmp(key, "ccel_rtmrs") == 0)
+                return each_pair(y, v, "tdx.ccel_rtmrs", tdx_ccel_rtmrs, p);
+        if (strcmp(key, "allow_debug") == 0)
+                return get_bool(y, v, "tdx.allow_debug", &p->tdx_allow_debug);
+        if (strcmp(key, "tcb_status") == 0)
+                return tdx_tcb_status(y, v, p);
+        return yfail(y, k,
+                     "tdx: unknown key '%s' (mrtd, rtmrs, ccel_rtmrs, mrseam, mrsignerseam, mrconfigid, mrowner, "
+                     "mrownerconfig, allow_debug, tcb_status)",
+                     key);
+}
+
 static int top_section(yctx_t *y, const char *key, const yaml_node_t *k, const yaml_node_t *v, void *ud)
 {
         cscp_policy_t *p = ud;
@@ -572,7 +759,11 @@ static int top_section(yctx_t *y, const char *key, const yaml_node_t *k, const y
                 p->has_resets = true;
                 return each_pair(y, v, "resets", resets_section, p);
         }
-        return yfail(y, k, "unknown key '%s' (version, boot, ima, container, resets)", key);
+        if (strcmp(key, "tdx") == 0) {
+                p->has_tdx = true;
+                return each_pair(y, v, "tdx", tdx_section, p);
+        }
+        return yfail(y, k, "unknown key '%s' (version, boot, ima, container, resets, tdx)", key);
 }
 
 /* Loads YAML text and walks its root mapping with top into obj (both policy kinds). */
@@ -808,12 +999,12 @@ void cscp_appraisal_free(cscp_appraisal_t *a)
         free(a);
 }
 
-static int violate(cscp_appraisal_t *a, const char *rule, const cscp_event_t *ev, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-static int violate(cscp_appraisal_t *a, const char *rule, const cscp_event_t *ev, const char *fmt, ...)
+static int vviolate(cscp_appraisal_t *a, const char *log, const char *rule, const cscp_event_t *ev, const char *fmt,
+                    va_list ap) __attribute__((format(printf, 5, 0)));
+static int vviolate(cscp_appraisal_t *a, const char *log, const char *rule, const cscp_event_t *ev, const char *fmt,
+                    va_list ap)
 {
         cscp_violation_t *v;
-        va_list ap;
         int k;
 
         if (a->n == a->cap) {
@@ -830,12 +1021,10 @@ static int violate(cscp_appraisal_t *a, const char *rule, const cscp_event_t *ev
         v = &a->v[a->n];
         memset(v, 0, sizeof(*v));
         v->rule = strdup(rule);
-        v->log = strdup(a->log ? a->log : "");
+        v->log = strdup(log ? log : "");
         v->event = ev ? (int64_t)ev->index : -1;
         v->offset = ev ? ev->offset : 0;
-        va_start(ap, fmt);
         k = vasprintf(&v->detail, fmt, ap);
-        va_end(ap);
         if (k >= 0)
                 v->detail = cscp_text_sanitize(v->detail); /* details quote log contents */
         if (!v->rule || !v->log || k < 0 || !v->detail) {
@@ -847,6 +1036,34 @@ static int violate(cscp_appraisal_t *a, const char *rule, const cscp_event_t *ev
         }
         a->n++;
         return 0;
+}
+
+/* A violation in the current log. */
+static int violate(cscp_appraisal_t *a, const char *rule, const cscp_event_t *ev, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static int violate(cscp_appraisal_t *a, const char *rule, const cscp_event_t *ev, const char *fmt, ...)
+{
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vviolate(a, a->log, rule, ev, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+/* A violation about a whole object named log (not an event of the current log). */
+static int violate_in(cscp_appraisal_t *a, const char *log, const char *rule, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static int violate_in(cscp_appraisal_t *a, const char *log, const char *rule, const char *fmt, ...)
+{
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vviolate(a, log, rule, NULL, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 int cscp_appraisal_log(cscp_appraisal_t *a, const char *name, cscp_eventlog_format_t format)
@@ -1118,6 +1335,127 @@ int cscp_appraisal_resets(cscp_appraisal_t *a, uint32_t last_reset, uint32_t las
                 return violate(a, "resets.allow_restart", NULL, "the TPM was restarted (restartCount %u -> %u)",
                                last_restart, restart);
         return 0;
+}
+
+bool cscp_policy_has_tdx(const cscp_policy_t *p)
+{
+        return p && p->has_tdx;
+}
+
+bool cscp_policy_has_host_pcrs(const cscp_policy_t *p)
+{
+        if (!p)
+                return false;
+        for (int b = 0; b < CSCP_EVENT_MAX_DIGESTS; b++)
+                for (unsigned i = 0; i < CSCP_PCR_COUNT; i++)
+                        if (p->boot_pcr[b][i].set)
+                                return true;
+        return false;
+}
+
+bool cscp_policy_tdx_tcb_allowed(const cscp_policy_t *p, const char *const **ret, size_t *ret_n)
+{
+        bool set = p && p->tdx_has_tcb;
+
+        if (ret)
+                *ret = set ? (const char *const *)p->tdx_tcb.v : NULL;
+        if (ret_n)
+                *ret_n = set ? p->tdx_tcb.n : 0;
+        return set;
+}
+
+/* At most this many allowed values are spelled out in a violation. */
+#define TDX_LISTED_MAX 4
+
+/* One register against its allowed values: a violation naming it, its value and the allowed ones. */
+static int check_mr(cscp_appraisal_t *a, const char *log, const char *rule, const char *reg, const char *verb,
+                    const mr_list_t *l, const uint8_t *got)
+{
+        char hex[2 * TDX_MR_SIZE + 1], want[TDX_LISTED_MAX * (2 * TDX_MR_SIZE + 2) + 32];
+        size_t wl = 0;
+
+        if (!l->n)
+                return 0;
+        for (size_t j = 0; j < l->n; j++)
+                if (memcmp(l->v[j], got, TDX_MR_SIZE) == 0)
+                        return 0;
+        cscp_hex_encode(got, TDX_MR_SIZE, hex);
+        for (size_t j = 0; j < l->n && j < TDX_LISTED_MAX; j++) {
+                cscp_hex_encode(l->v[j], TDX_MR_SIZE, want + wl);
+                wl += 2 * TDX_MR_SIZE;
+                if (j + 1 < l->n && j + 1 < TDX_LISTED_MAX)
+                        want[wl++] = ',', want[wl++] = ' ';
+        }
+        want[wl] = '\0';
+        if (l->n > TDX_LISTED_MAX)
+                snprintf(want + wl, sizeof(want) - wl, ", ... (%zu more)", l->n - TDX_LISTED_MAX);
+        return l->n == 1 ? violate_in(a, log, rule, "%s %s %s, the policy expects %s", reg, verb, hex, want)
+                         : violate_in(a, log, rule, "%s %s %s, not one of the %zu the policy allows: %s", reg, verb,
+                                      hex, l->n, want);
+}
+
+int cscp_appraisal_tdx(cscp_appraisal_t *a, const char *name, const cscp_tdx_quote_t *q)
+{
+        const cscp_policy_t *p;
+        int r = 0;
+
+        if (!a)
+                return -EINVAL;
+        p = a->p;
+        if (!name)
+                name = "tdx-quote";
+        if (!p->has_tdx)
+                return 0;
+        if (!q)
+                return violate_in(a, name, "tdx",
+                                  "the policy names TD reference values (tdx), and the host gave no TD quote");
+        for (size_t i = 0; i < TDX_N && r >= 0; i++)
+                r = check_mr(a, name, tdx_regs[i].rule, tdx_regs[i].name, "is", &p->tdx_mr[i],
+                             (const uint8_t *)q + tdx_regs[i].off);
+        if (r >= 0 && (q->td_attributes[0] & 0x01) && !p->tdx_allow_debug) {
+                char hex[2 * sizeof(q->td_attributes) + 1];
+                cscp_hex_encode(q->td_attributes, sizeof(q->td_attributes), hex);
+                r = violate_in(a, name, "tdx.allow_debug",
+                               "the TD runs in debug mode (TDATTRIBUTES %s, DEBUG bit 0 set): its host can read and "
+                               "change its memory and registers, so its measurements prove nothing; the policy does "
+                               "not allow debug TDs",
+                               hex);
+        }
+        return r;
+}
+
+int cscp_appraisal_tdx_ccel(cscp_appraisal_t *a, const char *name, const cscp_replay_t *rp)
+{
+        const cscp_policy_t *p;
+        bool any = false;
+        int r = 0;
+
+        if (!a)
+                return -EINVAL;
+        p = a->p;
+        if (!name)
+                name = a->log ? a->log : "ccel";
+        for (size_t i = 0; i < 4; i++)
+                any = any || p->tdx_ccel[i].n;
+        if (!any)
+                return 0;
+        if (!rp)
+                return violate_in(a, name, "tdx.ccel_rtmrs",
+                                  "the policy names the values the CCEL replays to (tdx.ccel_rtmrs), and the host "
+                                  "sent no CCEL");
+        for (unsigned i = 0; i < 4 && r >= 0; i++) {
+                uint8_t v[CSCP_EVENT_MAX_DIGEST];
+                size_t len = 0;
+                char reg[40];
+
+                if (!p->tdx_ccel[i].n)
+                        continue;
+                if (cscp_replay_pcr(rp, TPM2_ALG_SHA384, TDX_CC_RTMR0 + i, v, &len) < 0 || len != TDX_MR_SIZE)
+                        memset(v, 0, sizeof(v)); /* never extended: an RTMR starts at zero */
+                snprintf(reg, sizeof(reg), "RTMR%u (CC index %u)", i, TDX_CC_RTMR0 + i);
+                r = check_mr(a, name, "tdx.ccel_rtmrs", reg, "replays from the CCEL to", &p->tdx_ccel[i], v);
+        }
+        return r;
 }
 
 const cscp_violation_t *cscp_appraisal_violations(const cscp_appraisal_t *a, size_t *ret_n)

@@ -9,7 +9,7 @@
  *
  * Instance life cycle (loop thread):
  *   Create:  pool_take -> BINDING, or new -> NEW -> provision -> BINDING;
- *            bind work (move endpoint, measure, meta binding, vtpm-bind, meta ready) -> READY -> answer
+ *            bind work (endpoint, container log + vtpm-bind durable) -> answer, READY -> extends, meta ready
  *   Destroy: READY/FAILED -> DESTROYING -> stop swtpm -> vtpm-destroy, wipe/keep -> gone -> answer
  *   Death:   READY/POOL -> RESTARTING -> spawn -> wait, re-extend the log -> READY/POOL
  *            (more than RESTART_BURST deaths in RESTART_WINDOW_MS -> FAILED)
@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -58,7 +59,8 @@ typedef struct job {
         int settle_r;             /* worker: the extends after the acknowledgement */
         char settle_msg[256];     /* worker */
         unsigned settle_delay_ms; /* CSCP_VTPMD_TEST_SETTLE_DELAY_MS (tests only) */
-        uint64_t us_start, us_meta, us_log, us_bind, us_ready, us_acked, us_host, us_vtpm; /* µs since t0_us */
+        const char *crash_at;     /* CSCP_VTPMD_TEST_CRASH_AT (tests only): see crash_point() */
+        uint64_t us_start, us_log, us_bind, us_acked, us_host, us_vtpm, us_meta; /* µs since t0_us */
         uint64_t t0_us;
         struct job *next; /* parked on a settling instance (inst->waiters) */
         /* Quote */
@@ -494,13 +496,40 @@ static void log_sync_thread(void *arg)
 }
 
 /*
- * Create, on a worker, holding the instance lock throughout (so the endpoint,
- * Quote, Measure and restarts wait for all of it):
- *   1. meta "binding"; the container records appended to its log, one write,
- *      one fsync; the vtpm-bind record appended to the host log and fsynced
- *      (the host log lock stays held); meta "ready"  -- durable: acknowledged
+ * Tests only (CSCP_VTPMD_TEST_CRASH_AT, read at Create): vtpmd kills itself
+ * at a named point of a Create (or Destroy), so the crash tests hit each
+ * window exactly. "torn-log-after-bind" also cuts the container log in half
+ * first: what a machine crash does to a log whose fsync had not returned.
+ */
+static void crash_point(const char *crash_at, const char *point, const char *log_path)
+{
+        if (!crash_at || strcmp(crash_at, point) != 0)
+                return;
+        if (log_path) {
+                struct stat st;
+                if (stat(log_path, &st) == 0 && truncate(log_path, st.st_size / 2) < 0)
+                        log_warn("test hook: cannot cut %s: %s", log_path, strerror(errno));
+        }
+        log_warn("test hook %s: killing vtpmd at %s", "CSCP_VTPMD_TEST_CRASH_AT", point);
+        raise(SIGKILL);
+}
+
+/*
+ * Create, on a worker, holding the instance lock (so the endpoint, Quote,
+ * Measure and restarts wait for all of it):
+ *   1. the container records (annotations included) appended to its log, one
+ *      write; its fsync and the vtpm-bind record's append + fsync to the host
+ *      log at once (the host log lock stays held)  -- durable: acknowledged
  *   2. the host PCR extend of vtpm-bind (host log lock released), then the
  *      container records into the vTPM's PCRs  -- settled
+ *   3. (lock released) the instance record: meta "ready"
+ * The commit point is the vtpm-bind record in the host log together with a
+ * complete container log (whole up to its "create" record): the instance record is
+ * no longer on the acknowledged path. A stop after 1 and before 3 leaves meta
+ * "pool" (or "new") with a bind record: registry_recover finds the record
+ * (host log, by the vTPM's EK) and the complete log and binds the instance
+ * again; a bind record with an incomplete log (never acknowledged) gets a
+ * vtpm-destroy and the instance is wiped; no bind record, no binding.
  * Write-ahead holds at every point: a stop after 1 leaves logs ahead of PCRs,
  * which hostlog_open (one record) and vtpm_log_reextend (any suffix, at the
  * instance's re-adoption) extend. Between 1 and 2 the instance is READY but
@@ -517,19 +546,15 @@ static void bind_work(uv_work_t *w)
         hostlog_pending_t hp;
         log_sync_t ls;
         uv_thread_t th;
-        bool th_started = false;
+        bool th_started = false, locked;
+        const char **ann = NULL;
         int r;
 
         j->us_start = mono_us() - j->t0_us;
         uv_mutex_lock(&inst->lock);
+        locked = true;
         (void)endpoint_tpm_acquire(inst); /* nothing of a client loaded while vtpmd talks to swtpm */
         /* swtpm's sockets are private and stay put; the container's endpoint was opened by create_bind. */
-        r = registry_save(inst, INST_BINDING);
-        if (r < 0) {
-                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(r));
-                goto out;
-        }
-        j->us_meta = mono_us() - j->t0_us;
         if (ms) {
                 m.runtime_name = ms->runtime_name && ms->runtime_name[0] ? ms->runtime_name : NULL;
                 m.runtime_version = ms->runtime_version && ms->runtime_version[0] ? ms->runtime_version : NULL;
@@ -541,6 +566,21 @@ static void bind_work(uv_work_t *w)
                 m.layers = (const char *const *)ms->layers;
                 m.n_layers = ms->n_layers;
                 m.image_name = ms->image_name && ms->image_name[0] ? ms->image_name : NULL;
+                if (ms->n_annotations) {
+                        ann = calloc(2 * ms->n_annotations, sizeof(*ann));
+                        if (!ann) {
+                                r = -ENOMEM;
+                                vtpmd_fmt(j->msg, sizeof(j->msg), "out of memory");
+                                goto out;
+                        }
+                        for (size_t i = 0; i < ms->n_annotations; i++) {
+                                ann[i] = ms->annotations[i]->key;
+                                ann[ms->n_annotations + i] = ms->annotations[i]->value;
+                        }
+                        m.ann_keys = ann;
+                        m.ann_values = ann + ms->n_annotations;
+                        m.n_ann = ms->n_annotations;
+                }
         }
         if (!inst->banks[0]) { /* once per instance: the allocation does not change */
                 r = vtpm_pcr_banks(j->tcti, inst->banks);
@@ -556,6 +596,7 @@ static void bind_work(uv_work_t *w)
                 goto out;
         }
         j->us_log = mono_us() - j->t0_us;
+        crash_point(j->crash_at, "before-bind", NULL);
         /* The container log's fsync and the host record's append + fsync at once: each file gets its own fsync,
          * and the filesystem can serve both with one journal commit and one device flush. */
         ls = (log_sync_t){.vp = vp};
@@ -573,20 +614,15 @@ static void bind_work(uv_work_t *w)
         j->bind_logged = true;
         j->us_bind = mono_us() - j->t0_us;
         r = ls.r;
-        if (r < 0)
-                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot fsync the container log %s: %s", inst->log, cscp_strerror(r));
-        else {
-                r = registry_save(inst, INST_READY);
-                if (r < 0)
-                        vtpmd_fmt(j->msg, sizeof(j->msg), "cannot write %s: %s", inst->meta, cscp_strerror(r));
-        }
         if (r < 0) {
+                vtpmd_fmt(j->msg, sizeof(j->msg), "cannot fsync the container log %s: %s", inst->log, cscp_strerror(r));
                 /* Never acknowledged: undo the binding in the host log too (after its extend: in log order). */
                 if (host_event_extend(j->d, &hp) < 0 || control_host_event(j->d, "vtpm-destroy", inst) < 0)
                         log_error("%s: vtpm-bind logged but vtpm-destroy could not be", inst->uid);
                 goto out;
         }
-        j->us_ready = mono_us() - j->t0_us;
+        crash_point(j->crash_at, "torn-log-after-bind", inst->log);
+        crash_point(j->crash_at, "before-ack", NULL);
         /* Durable: acknowledge now (the loop answers), extend right after, still holding the lock. */
         j->durable = true;
         uv_async_send(&j->ack);
@@ -607,10 +643,30 @@ static void bind_work(uv_work_t *w)
                           "extending the container records into the vTPM failed: %s", cscp_strerror(r));
         }
         j->us_vtpm = mono_us() - j->t0_us;
+        vtpm_pending_free(vp);
+        vp = NULL;
+        uv_mutex_unlock(&inst->lock);
+        locked = false;
+        if (j->crash_at && strcmp(j->crash_at, "before-meta") == 0) {
+                /* The point is after the answer: let the loop send it first (tests only). */
+                for (int i = 0; i < 500 && !__atomic_load_n(&j->acked, __ATOMIC_ACQUIRE); i++)
+                        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+                nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
+                crash_point(j->crash_at, "before-meta", NULL);
+        }
+        /* The instance record, off the acknowledged path: recovery rebuilds it from the host log if this is lost. */
+        /* Tests only: "skip-meta" leaves the record unwritten, as a failed write would. */
+        r = j->crash_at && strcmp(j->crash_at, "skip-meta") == 0 ? -EIO : registry_save(inst, INST_READY);
+        if (r < 0)
+                log_warn("%s: cannot write %s: %s (the vtpm-bind record binds %s; the next start recovers it)",
+                         inst->uid, inst->meta, cscp_strerror(r), inst->id);
+        j->us_meta = mono_us() - j->t0_us;
         r = 0;
 out:
         vtpm_pending_free(vp);
-        uv_mutex_unlock(&inst->lock);
+        if (locked)
+                uv_mutex_unlock(&inst->lock);
+        free(ann);
         j->r = r;
 }
 
@@ -658,7 +714,7 @@ static void create_ack(job_t *j)
 
         if (j->acked)
                 return;
-        j->acked = true;
+        __atomic_store_n(&j->acked, true, __ATOMIC_RELEASE); /* read by a crash test hook on the worker */
         j->us_acked = mono_us() - j->t0_us;
         inst->state = INST_READY;
         inst->settling = true;
@@ -667,6 +723,8 @@ static void create_ack(job_t *j)
         cr.ek_certificate = (ProtobufCBinaryData){.data = inst->ident.ek_cert, .len = inst->ident.ek_cert_len};
         cr.ak_public = (ProtobufCBinaryData){.data = inst->ident.ak_public, .len = inst->ident.ak_public_len};
         cr.elapsed_us = j->us_acked;
+        cr.annotations_measured =
+                j->req->create->measurements ? (uint32_t)j->req->create->measurements->n_annotations : 0;
         resp.body_case = VTPMD__VTPM_RESPONSE__BODY_CREATED;
         resp.created = &cr;
         reply_msg(j->reply, j->conn, &resp);
@@ -699,13 +757,12 @@ static void bind_after(uv_work_t *w, int status)
                 if (inst->state == INST_READY)
                         inst->state = INST_FAILED;
         }
-        log_info("%s: vTPM for %s ready (%s, swtpm %d): acknowledged after %.1f ms (worker start %.1f, meta binding "
-                 "%.1f, container log write %.1f, vtpm-bind + container log fsyncs %.1f, meta ready %.1f), "
-                 "settled after %.1f ms (host PCR %.1f, vTPM PCRs %.1f)",
+        log_info("%s: vTPM for %s ready (%s, swtpm %d): acknowledged after %.1f ms (worker start %.1f, container log "
+                 "write %.1f, vtpm-bind + container log fsyncs %.1f), settled after %.1f ms (host PCR %.1f, vTPM "
+                 "PCRs %.1f), instance record after %.1f ms",
                  inst->uid, inst->id, inst->from_pool ? "from the pool" : "manufactured now", (int)inst->pid,
-                 j->us_acked / 1e3, j->us_start / 1e3, (j->us_meta - j->us_start) / 1e3, (j->us_log - j->us_meta) / 1e3,
-                 (j->us_bind - j->us_log) / 1e3, (j->us_ready - j->us_bind) / 1e3, j->us_vtpm / 1e3,
-                 (j->us_host - j->us_ready) / 1e3, (j->us_vtpm - j->us_host) / 1e3);
+                 j->us_acked / 1e3, j->us_start / 1e3, (j->us_log - j->us_start) / 1e3, (j->us_bind - j->us_log) / 1e3,
+                 j->us_vtpm / 1e3, (j->us_host - j->us_bind) / 1e3, (j->us_vtpm - j->us_host) / 1e3, j->us_meta / 1e3);
         waiters_release(inst);
         if (inst->from_pool)
                 pool_refill_soon(d);
@@ -720,6 +777,7 @@ static void create_bind(job_t *j)
         vtpmd_t *d = j->d;
         const char *id = j->req->create->container_id;
         const char *delay = getenv("CSCP_VTPMD_TEST_SETTLE_DELAY_MS");
+        const char *crash_at = getenv("CSCP_VTPMD_TEST_CRASH_AT");
 
         inst->state = INST_BINDING;
         vtpmd_fmt(j->endpoint, sizeof(j->endpoint), "%s/%s", d->vtpm_run, id);
@@ -731,6 +789,7 @@ static void create_bind(job_t *j)
                 unsigned long ms = strtoul(delay, NULL, 10);
                 j->settle_delay_ms = ms > 60000 ? 60000 : (unsigned)ms;
         }
+        j->crash_at = crash_at && *crash_at ? crash_at : NULL;
         /* The container's endpoint (endpoint.c) in front of the vTPM, before the binding is recorded. */
         instance_set_endpoint(inst, j->endpoint);
         if (endpoint_open(inst) < 0) {
@@ -850,6 +909,7 @@ static void destroy_work(uv_work_t *w)
                 j->r = r;
                 return;
         }
+        crash_point(getenv("CSCP_VTPMD_TEST_CRASH_AT"), "destroy-after-record", NULL);
         /* From here on the instance is gone for the registry: meta first, so a crash cannot resurrect it. */
         if (j->keep) {
                 if (mkdir(j->d->kept_root, 0700) < 0 && errno != EEXIST) {

@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "rm.h"
+#include "rot.h"
 #include "vtpm.h"
 #include "vtpmd.pb-c.h"
 
@@ -35,6 +36,7 @@
 #define VTPMD_MAX_ARGS          1024
 #define VTPMD_MAX_ENV           1024
 #define VTPMD_MAX_LAYERS        256
+#define VTPMD_MAX_ANNOTATIONS   1024 /* Measurements.annotations (the hook keeps at most HOOK_MAX_ANNOTATIONS) */
 #define VTPMD_MAX_STRING        4096 /* one argument, variable, digest, name */
 #define VTPMD_MAX_INSTANCES     4096 /* hard ceiling for --max-instances */
 #define VTPMD_MAX_POOL          64
@@ -98,7 +100,9 @@ int keys_secret_load(const uint8_t master[VTPMD_MASTER_KEY_LEN], const char *uid
 /* ---- daemon ------------------------------------------------------------ */
 
 typedef struct vtpmd_config {
-        const char *tcti;      /* host TPM; NULL = tctildr default */
+        cscp_rot_kind_t rot;        /* host root of trust of the host log (--rot): CSCP_ROT_TPM (default) or TDX */
+        cscp_tdx_guest_paths_t tdx; /* --rot tdx: RTMR and CCEL paths (NULL members = Linux defaults) */
+        const char *tcti;      /* host TPM (the master key seal; the host log with --rot tpm); NULL = tctildr default */
         const char *state_dir; /* default /var/lib/cscp/vtpmd */
         const char *run_dir;   /* default /run/cscp */
         const char *socket;    /* control socket; default <run_dir>/vtpmd.sock */

@@ -69,6 +69,7 @@ typedef struct write_req {
 void vtpmd_config_defaults(vtpmd_config_t *c)
 {
         memset(c, 0, sizeof(*c));
+        c->rot = CSCP_ROT_TPM;
         c->state_dir = "/var/lib/cscp/vtpmd";
         c->run_dir = "/run/cscp";
         c->swtpm = "swtpm";
@@ -588,6 +589,7 @@ static int write_ready_file(server_t *s)
 int vtpmd_run(const vtpmd_config_t *cfg)
 {
         static const uint16_t banks[] = {TPM2_ALG_SHA256, 0};
+        const cscp_rot_config_t rot = {.kind = cfg->rot, .tcti = cfg->tcti, .paths = cfg->tdx};
         server_t *s;
         uv_loop_t loop;
         char msg[512] = "";
@@ -607,6 +609,13 @@ int vtpmd_run(const vtpmd_config_t *cfg)
                 s->d.swtpm_path[0] = '\0';
                 log_warn("swtpm binary '%s' not found: every Create will fail until it is installed", cfg->swtpm);
         }
+        if (cfg->rot == CSCP_ROT_TDX && !cfg->tcti) {
+                /* keys.c seals the master key to a TPM; a TD has none of its own, and vtpmd has no unsealed mode. */
+                log_error("--rot tdx: the master key is sealed to a TPM and this TDX host names none: give --tcti of "
+                          "the TPM to seal it to (e.g. the TD's vTPM); vtpmd has no unsealed master key");
+                r = CSCP_E_UNSUPPORTED;
+                goto out;
+        }
         r = keys_master_load_or_create(cfg->state_dir, cfg->tcti, s->d.master, msg, sizeof(msg));
         if (r < 0) {
                 log_error("master key: %s", msg[0] ? msg : cscp_strerror(r));
@@ -621,10 +630,16 @@ int vtpmd_run(const vtpmd_config_t *cfg)
                 log_info("removed %s/master.key left by an interrupted migration (master.sealed holds the same key)",
                          cfg->state_dir);
         msg[0] = '\0';
-        r = hostlog_open(s->d.hostlog_path, cfg->tcti, cfg->host_pcr, banks, &s->d.hostlog, msg, sizeof(msg));
+        /* TPM: the SHA-256 bank, as always; TDX: the root's banks, {SHA-384} (RTMRs). */
+        r = hostlog_open_rot(s->d.hostlog_path, &rot, cfg->host_pcr, cfg->rot == CSCP_ROT_TDX ? NULL : banks,
+                             &s->d.hostlog, msg, sizeof(msg));
         if (r < 0) {
-                log_error("host log %s (host PCR %u, tcti %s): %s%s%s", s->d.hostlog_path, cfg->host_pcr,
-                          cfg->tcti ? cfg->tcti : "default", cscp_strerror(r), msg[0] ? ": " : "", msg);
+                log_error("host log %s (host PCR %u, %s %s): %s%s%s", s->d.hostlog_path, cfg->host_pcr,
+                          cfg->rot == CSCP_ROT_TDX ? "rot" : "tcti",
+                          cfg->rot == CSCP_ROT_TDX ? "tdx"
+                          : cfg->tcti              ? cfg->tcti
+                                                   : "default",
+                          cscp_strerror(r), msg[0] ? ": " : "", msg);
                 goto out;
         }
         r = hostmeasure_start(&s->d, msg, sizeof(msg));

@@ -33,8 +33,16 @@
  *
  * Locking: flock(LOCK_EX) is held for reconciliation and for each append +
  * extend, so a reader that takes LOCK_SH sees a log and a PCR that agree.
- * The host TPM is opened per operation and closed after it: attestd shares
- * a single-connection TPM (swtpm) with vtpmd.
+ * The host root of trust is opened per operation and closed after it:
+ * attestd shares a single-connection TPM (swtpm) with vtpmd.
+ *
+ * The root of trust (include/cscp/rot.h) is a TPM or a TDX guest. The PCR is
+ * named by its number here; each record carries cscp_rot_log_index(pcr) (the
+ * PCR on a TPM, the CC register index on TDX: PCR 15 -> RTMR2 -> 3), and
+ * R(k) is replayed in that register. On a TPM the register starts at zero
+ * (0xFF for PCR 17..22). RTMR2 of a TD does not: the firmware and boot
+ * loader measured PCR 8..15 events into it, which the CCEL explains, so on
+ * TDX R(0) is the replay of the CCEL's events into that register.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +62,7 @@
 #include "cscp/error.h"
 #include "cscp/eventlog.h"
 #include "cscp/pcr.h"
+#include "cscp/rot.h"
 #include "cscp/tpm.h"
 #include "cscp/util.h"
 #include "vtpm.h"
@@ -64,8 +73,9 @@
 struct hostlog {
         int fd;
         char *path;
-        char *tcti;
-        uint32_t pcr;
+        cscp_rot_config_t rot; /* strings owned (rot_cfg_copy) */
+        uint32_t pcr;          /* the PCR extended (TDX: its RTMR) */
+        uint32_t index;        /* what records carry: cscp_rot_log_index(pcr) */
         uint16_t banks[CSCP_EVENT_MAX_DIGESTS + 1];
         size_t n_banks;
         uint64_t next_recnum;
@@ -88,8 +98,9 @@ static void msg_set(char *msg, size_t len, const char *fmt, ...)
 
 /* --- reading a log ----------------------------------------------------------------------- */
 
-int vtpm_log_scan(int fd, cscp_replay_t *ret_all, cscp_replay_t *ret_prev, vtpm_log_scan_t *ret, char *msg,
-                  size_t msg_len)
+/* vtpm_log_scan, with the registers starting at base's values (NULL: the reset values). */
+static int log_scan_from(int fd, const cscp_replay_t *base, cscp_replay_t *ret_all, cscp_replay_t *ret_prev,
+                         vtpm_log_scan_t *ret, char *msg, size_t msg_len)
 {
         cscp_eventlog_opts_t opts = {.max_record = VTPM_LOG_MAX_RECORD, .max_events = VTPM_LOG_MAX_RECORDS};
         cscp_eventlog_t *l = NULL;
@@ -110,7 +121,10 @@ int vtpm_log_scan(int fd, cscp_replay_t *ret_all, cscp_replay_t *ret_prev, vtpm_
         }
         if (lseek(fd, 0, SEEK_SET) < 0)
                 return -errno;
-        cscp_replay_init(ret_all);
+        if (base)
+                *ret_all = *base;
+        else
+                cscp_replay_init(ret_all);
         r = cscp_eventlog_open_fd(fd, CSCP_EVENTLOG_CEL_TLV, &opts, NULL, &l);
         if (r < 0) {
                 msg_set(msg, msg_len, "cannot read as CEL-TLV: %s", cscp_strerror(r));
@@ -162,6 +176,12 @@ out:
         return r;
 }
 
+int vtpm_log_scan(int fd, cscp_replay_t *ret_all, cscp_replay_t *ret_prev, vtpm_log_scan_t *ret, char *msg,
+                  size_t msg_len)
+{
+        return log_scan_from(fd, NULL, ret_all, ret_prev, ret, msg, msg_len);
+}
+
 /* --- PCR values ------------------------------------------------------------------------------ */
 
 static void initial_value(uint32_t pcr, size_t size, uint8_t *out)
@@ -178,28 +198,105 @@ static void replay_value(const cscp_replay_t *rp, uint16_t alg, uint32_t pcr, ui
                 initial_value(pcr, cscp_hash_alg_size(alg), out);
 }
 
-static int read_pcr(cscp_tpm_t *t, uint32_t pcr, const uint16_t *banks, size_t n_banks, cscp_pcr_value_t *out)
+static int read_pcr(cscp_rot_t *rot, uint32_t pcr, const uint16_t *banks, size_t n_banks, cscp_pcr_value_t *out)
 {
-        TPML_PCR_SELECTION sel = {.count = (uint32_t)n_banks};
-        cscp_pcr_value_t *vals = NULL;
-        size_t n = 0;
+        for (size_t i = 0; i < n_banks; i++) {
+                size_t len = 0;
+                int r;
+
+                out[i] = (cscp_pcr_value_t){.hash_alg = banks[i], .index = (uint16_t)pcr};
+                r = cscp_rot_read(rot, pcr, banks[i], out[i].value, &len);
+                if (r < 0)
+                        return r;
+                if (len != cscp_hash_alg_size(banks[i]))
+                        return CSCP_E_TPM;
+                out[i].size = (uint16_t)len;
+        }
+        return 0;
+}
+
+/* --- the root of trust's configuration, owned by the log ---------------------------------------- */
+
+static void rot_cfg_clear(cscp_rot_config_t *c)
+{
+        free((char *)c->tcti);
+        free((char *)c->paths.tsm_root);
+        free((char *)c->paths.mr_root);
+        free((char *)c->paths.ccel_table);
+        free((char *)c->paths.ccel_data);
+        *c = (cscp_rot_config_t){0};
+}
+
+static int str_copy(const char *in, const char **ret)
+{
+        *ret = NULL;
+        if (!in)
+                return 0;
+        *ret = strdup(in);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int rot_cfg_copy(const cscp_rot_config_t *in, cscp_rot_config_t *out)
+{
         int r;
 
-        for (size_t i = 0; i < n_banks; i++) {
-                sel.pcrSelections[i].hash = banks[i];
-                sel.pcrSelections[i].sizeofSelect = 3;
-                sel.pcrSelections[i].pcrSelect[pcr / 8] = (uint8_t)(1u << (pcr % 8));
-        }
-        r = cscp_tpm_pcr_read(t, &sel, &vals, &n);
-        if (r < 0)
+        /* The host log needs the registers (and on TDX the CCEL), never a quote: no report instance per open. */
+        *out = (cscp_rot_config_t){.kind = in->kind, .registers_only = true};
+        if ((r = str_copy(in->tcti, &out->tcti)) < 0 || (r = str_copy(in->paths.tsm_root, &out->paths.tsm_root)) < 0 ||
+            (r = str_copy(in->paths.mr_root, &out->paths.mr_root)) < 0 ||
+            (r = str_copy(in->paths.ccel_table, &out->paths.ccel_table)) < 0 ||
+            (r = str_copy(in->paths.ccel_data, &out->paths.ccel_data)) < 0)
+                rot_cfg_clear(out);
+        return r;
+}
+
+/*
+ * R(0): where the register stands before the first record. NULL *ret: the reset values (a TPM). On TDX the
+ * replay of the CCEL (every register it names; the host log's register among them).
+ */
+static int boot_base(hostlog_t *h, cscp_rot_t *rot, cscp_replay_t **ret, char *msg, size_t msg_len)
+{
+        cscp_eventlog_opts_t opts = {.max_record = CSCP_TDX_CCEL_MAX, .max_events = 1000000};
+        cscp_eventlog_t *l = NULL;
+        const cscp_event_t *ev;
+        cscp_replay_t *rp = NULL;
+        uint8_t *area = NULL;
+        size_t area_len = 0;
+        int r;
+
+        *ret = NULL;
+        if (cscp_rot_kind(rot) != CSCP_ROT_TDX)
+                return 0;
+        r = cscp_rot_firmware_log(rot, &area, &area_len);
+        if (r < 0) {
+                msg_set(msg, msg_len,
+                        "host log %s: cannot read the CCEL, which explains RTMR%u at boot: %s (the CCEL paths: "
+                        "--ccel-table, --ccel-data)",
+                        h->path, h->index - 1, cscp_strerror(r));
                 return r;
-        if (n != n_banks) {
-                free(vals);
-                return CSCP_E_TPM;
         }
-        memcpy(out, vals, n * sizeof(*vals));
-        free(vals);
-        return 0;
+        rp = malloc(sizeof(*rp));
+        if (!rp) {
+                r = -ENOMEM;
+                goto out;
+        }
+        cscp_replay_init(rp);
+        r = cscp_eventlog_open_mem(area, area_len, CSCP_EVENTLOG_TCG, &opts, NULL, &l);
+        while (r == 0 && (r = cscp_eventlog_next(l, &ev)) > 0)
+                r = cscp_replay_extend(rp, ev) < 0 ? CSCP_E_PROTO : 0;
+        if (r < 0) {
+                msg_set(msg, msg_len, "host log %s: the CCEL does not replay: %s", h->path,
+                        l && cscp_eventlog_error(l)[0] ? cscp_eventlog_error(l) : cscp_strerror(r));
+                r = CSCP_E_STATE;
+                goto out;
+        }
+        *ret = rp;
+        rp = NULL;
+out:
+        cscp_eventlog_free(l);
+        free(rp);
+        free(area);
+        return r;
 }
 
 static const char *bank_name(uint16_t alg)
@@ -252,14 +349,15 @@ enum { AT_ALL, AT_PREV, AT_NEITHER };
 
 static int reconcile(hostlog_t *h, char *msg, size_t msg_len)
 {
-        cscp_replay_t *all = NULL, *prev = NULL;
+        cscp_replay_t *all = NULL, *prev = NULL, *base = NULL;
         cscp_pcr_value_t cur[CSCP_EVENT_MAX_DIGESTS];
-        uint8_t want_all[CSCP_EVENT_MAX_DIGEST], want_prev[CSCP_EVENT_MAX_DIGEST];
+        uint8_t want_all[CSCP_EVENT_MAX_DIGEST], want_prev[CSCP_EVENT_MAX_DIGEST], want_base[CSCP_EVENT_MAX_DIGEST];
+        bool tdx = h->rot.kind == CSCP_ROT_TDX;
         char tail_msg[512] = "";
         int state[CSCP_EVENT_MAX_DIGESTS];
         bool any_prev = false;
         vtpm_log_scan_t s;
-        cscp_tpm_t *t = NULL;
+        cscp_rot_t *t = NULL;
         int r;
 
         all = malloc(sizeof(*all));
@@ -268,14 +366,23 @@ static int reconcile(hostlog_t *h, char *msg, size_t msg_len)
                 r = -ENOMEM;
                 goto out;
         }
-        r = vtpm_log_scan(h->fd, all, prev, &s, tail_msg, sizeof(tail_msg));
+        r = cscp_rot_open(&h->rot, &t);
+        if (r < 0) {
+                msg_set(msg, msg_len, "host log %s: cannot open the host root of trust (%s): %s", h->path,
+                        cscp_rot_kind_to_string(h->rot.kind), cscp_strerror(r));
+                goto out;
+        }
+        r = boot_base(h, t, &base, msg, msg_len);
+        if (r < 0)
+                goto out;
+        r = log_scan_from(h->fd, base, all, prev, &s, tail_msg, sizeof(tail_msg));
         if (r < 0) {
                 msg_set(msg, msg_len, "host log %s: %s", h->path, tail_msg);
                 goto out;
         }
-        if (s.n_records > 0 && (s.pcrs_used & ~(1u << h->pcr))) {
-                msg_set(msg, msg_len, "host log %s: records extend PCRs other than %u (mask 0x%06x)", h->path, h->pcr,
-                        (unsigned)s.pcrs_used);
+        if (s.n_records > 0 && (s.pcrs_used & ~(1u << h->index))) {
+                msg_set(msg, msg_len, "host log %s: records extend %s other than %u (mask 0x%06x)", h->path,
+                        tdx ? "registers" : "PCRs", h->index, (unsigned)s.pcrs_used);
                 r = CSCP_E_STATE;
                 goto out;
         }
@@ -283,11 +390,6 @@ static int reconcile(hostlog_t *h, char *msg, size_t msg_len)
                 msg_set(msg, msg_len, "host log %s: %s; more than one record's worth, not a torn append", h->path,
                         tail_msg);
                 r = CSCP_E_STATE;
-                goto out;
-        }
-        r = cscp_tpm_open(h->tcti, &t);
-        if (r < 0) {
-                msg_set(msg, msg_len, "host log %s: cannot open the host TPM: %s", h->path, cscp_strerror(r));
                 goto out;
         }
         r = read_pcr(t, h->pcr, h->banks, h->n_banks, cur);
@@ -299,8 +401,8 @@ static int reconcile(hostlog_t *h, char *msg, size_t msg_len)
                 uint16_t alg = h->banks[i];
                 size_t size = cscp_hash_alg_size(alg);
 
-                replay_value(all, alg, h->pcr, want_all);
-                replay_value(prev, alg, h->pcr, want_prev);
+                replay_value(all, alg, h->index, want_all);
+                replay_value(prev, alg, h->index, want_prev);
                 if (cur[i].size == size && CRYPTO_memcmp(cur[i].value, want_all, size) == 0) {
                         state[i] = AT_ALL;
                 } else if (s.n_records > 0 && cur[i].size == size &&
@@ -308,21 +410,30 @@ static int reconcile(hostlog_t *h, char *msg, size_t msg_len)
                         state[i] = AT_PREV;
                         any_prev = true;
                 } else {
-                        char a[2 * CSCP_EVENT_MAX_DIGEST + 1], b[2 * CSCP_EVENT_MAX_DIGEST + 1];
-                        bool zero = true;
+                        char a[2 * CSCP_EVENT_MAX_DIGEST + 1], b[2 * CSCP_EVENT_MAX_DIGEST + 1], reg[48];
+                        bool at_boot;
 
-                        for (size_t k = 0; k < cur[i].size; k++)
-                                zero &= cur[i].value[k] == 0;
+                        /* R(0): zero (TPM) or the CCEL's value (TDX) */
+                        replay_value(base ? base : all, alg, h->index, want_base);
+                        if (!base)
+                                memset(want_base, 0, size);
+                        at_boot = cur[i].size == size && CRYPTO_memcmp(cur[i].value, want_base, size) == 0;
+                        if (tdx)
+                                snprintf(reg, sizeof(reg), "PCR %u (RTMR%u)", h->pcr, h->index - 1);
+                        else
+                                snprintf(reg, sizeof(reg), "PCR %u", h->pcr);
                         cscp_hex_encode(cur[i].value, cur[i].size < size ? cur[i].size : size, a);
                         cscp_hex_encode(want_all, size, b);
                         msg_set(msg, msg_len,
-                                "host log %s and host PCR %u disagree in bank %s: the PCR is %s, replaying the "
-                                "log's %" PRIu64 " records gives %s%s%s",
-                                h->path, h->pcr, bank_name(alg), a, s.n_records, b,
+                                "host log %s and host %s disagree in bank %s: the register is %s, replaying %s"
+                                "the log's %" PRIu64 " records gives %s%s%s",
+                                h->path, reg, bank_name(alg), a, tdx ? "the CCEL and " : "", s.n_records, b,
                                 s.truncated ? " (and the log ends in a torn record)" : "",
-                                zero && s.n_records > 0
-                                        ? "; the PCR is at its reset value: is the log from an earlier boot?"
-                                        : "; was the log edited, or does something else extend this PCR?");
+                                at_boot && s.n_records > 0
+                                        ? (tdx ? "; the register is at its boot value (the CCEL's): is the log from "
+                                                 "an earlier boot?"
+                                               : "; the PCR is at its reset value: is the log from an earlier boot?")
+                                        : "; was the log edited, or does something else extend this register?");
                         r = CSCP_E_STATE;
                         goto out;
                 }
@@ -349,7 +460,7 @@ static int reconcile(hostlog_t *h, char *msg, size_t msg_len)
                                 r = CSCP_E_STATE;
                                 goto out;
                         }
-                        r = cscp_tpm_pcr_extend(t, h->pcr, d->alg, d->digest, d->size);
+                        r = cscp_rot_extend(t, h->pcr, d, 1);
                         if (r < 0) {
                                 msg_set(msg, msg_len, "host log %s: extending record %" PRIu64 " into PCR %u: %s",
                                         h->path, s.n_records - 1, h->pcr, cscp_strerror(r));
@@ -365,7 +476,7 @@ static int reconcile(hostlog_t *h, char *msg, size_t msg_len)
                 for (size_t i = 0; i < h->n_banks; i++) {
                         size_t size = cscp_hash_alg_size(h->banks[i]);
 
-                        replay_value(all, h->banks[i], h->pcr, want_all);
+                        replay_value(all, h->banks[i], h->index, want_all);
                         if (cur[i].size != size || CRYPTO_memcmp(cur[i].value, want_all, size) != 0) {
                                 msg_set(msg, msg_len,
                                         "host log %s: host PCR %u bank %s moved while it was being reconciled", h->path,
@@ -388,20 +499,70 @@ static int reconcile(hostlog_t *h, char *msg, size_t msg_len)
         h->size = s.whole_len;
         r = 0;
 out:
-        cscp_tpm_free(t);
+        cscp_rot_free(t);
+        free(base);
         free(all);
         free(prev);
         return r;
 }
 
+/* The banks of rot (banks NULL: all of them; else banks, each of which the root must have), 0-terminated. */
+static int banks_of_rot(const cscp_rot_config_t *cfg, const uint16_t *banks, uint16_t *out, size_t *ret_n, char *msg,
+                        size_t msg_len)
+{
+        uint16_t have[CSCP_EVENT_MAX_DIGESTS + 1] = {0};
+        cscp_rot_t *rot = NULL;
+        size_t n = 0;
+        int r;
+
+        r = cscp_rot_open(cfg, &rot);
+        if (r == 0)
+                r = cscp_rot_banks(rot, have, CSCP_EVENT_MAX_DIGESTS, &n);
+        cscp_rot_free(rot);
+        if (r < 0) {
+                msg_set(msg, msg_len, "cannot read the banks of the host root of trust (%s): %s",
+                        cscp_rot_kind_to_string(cfg->kind), cscp_strerror(r));
+                return r;
+        }
+        have[n] = 0;
+        if (!banks)
+                banks = have;
+        r = banks_check(banks, out, ret_n);
+        if (r < 0) {
+                msg_set(msg, msg_len, "bad bank list");
+                return r;
+        }
+        for (size_t i = 0; i < *ret_n; i++) {
+                bool found = false;
+                for (size_t k = 0; k < n; k++)
+                        found |= have[k] == out[i];
+                if (!found) {
+                        msg_set(msg, msg_len, "the host root of trust (%s) has no %s bank",
+                                cscp_rot_kind_to_string(cfg->kind), bank_name(out[i]));
+                        return CSCP_E_UNSUPPORTED;
+                }
+        }
+        return 0;
+}
+
 int hostlog_open(const char *path, const char *host_tcti, uint32_t pcr, const uint16_t *banks, hostlog_t **ret,
                  char *ret_msg, size_t msg_len)
+{
+        cscp_rot_config_t rot = {.kind = CSCP_ROT_TPM, .tcti = host_tcti};
+
+        if (!banks)
+                return -EINVAL;
+        return hostlog_open_rot(path, &rot, pcr, banks, ret, ret_msg, msg_len);
+}
+
+int hostlog_open_rot(const char *path, const cscp_rot_config_t *rot, uint32_t pcr, const uint16_t *banks,
+                     hostlog_t **ret, char *ret_msg, size_t msg_len)
 {
         hostlog_t *h;
         int r;
 
         msg_set(ret_msg, msg_len, "%s", "");
-        if (!path || !ret)
+        if (!path || !ret || !rot)
                 return -EINVAL;
         if (pcr >= CSCP_PCR_COUNT)
                 return CSCP_E_PCRSEL;
@@ -410,17 +571,21 @@ int hostlog_open(const char *path, const char *host_tcti, uint32_t pcr, const ui
                 return -ENOMEM;
         h->fd = -1;
         h->pcr = pcr;
-        r = banks_check(banks, h->banks, &h->n_banks);
-        if (r < 0) {
-                msg_set(ret_msg, msg_len, "bad bank list");
-                goto fail;
-        }
         h->path = strdup(path);
-        h->tcti = host_tcti ? strdup(host_tcti) : NULL;
-        if (!h->path || (host_tcti && !h->tcti)) {
+        if (!h->path || rot_cfg_copy(rot, &h->rot) < 0) {
                 r = -ENOMEM;
                 goto fail;
         }
+        r = cscp_rot_kind_log_index(rot->kind, pcr, &h->index);
+        if (r < 0) {
+                msg_set(ret_msg, msg_len, "host PCR %u has no register on the %s root of trust%s", pcr,
+                        cscp_rot_kind_to_string(rot->kind),
+                        rot->kind == CSCP_ROT_TDX ? " (TDX: PCR 8..15 -> RTMR2 are the ones a log can extend)" : "");
+                goto fail;
+        }
+        r = banks_of_rot(&h->rot, banks, h->banks, &h->n_banks, ret_msg, msg_len);
+        if (r < 0)
+                goto fail;
         h->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (h->fd < 0) {
                 r = -errno;
@@ -452,7 +617,7 @@ void hostlog_close(hostlog_t *h)
         if (h->fd >= 0)
                 close(h->fd);
         free(h->path);
-        free(h->tcti);
+        rot_cfg_clear(&h->rot);
         free(h);
 }
 
@@ -509,19 +674,19 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 /* Extends the record the last append wrote (p), then drops the lock append took. */
 static int extend_pending(hostlog_t *h, const hostlog_pending_t *p)
 {
-        cscp_tpm_t *t = NULL;
+        cscp_rot_t *t = NULL;
         int r;
 
         /* From here on the record is in the log; any failure leaves it for the reconciliation. */
-        r = cscp_tpm_open(h->tcti, &t);
+        r = cscp_rot_open(&h->rot, &t);
         if (r == 0)
-                r = vtpm_pcr_extend_record(t, h->pcr, p->d, p->n); /* every bank in one command */
+                r = cscp_rot_extend(t, h->pcr, p->d, p->n); /* TPM: every bank in one command */
         if (r < 0) {
                 log_debug("%s: record %" PRIu64 " is logged but extending PCR %u failed: %s", h->path, p->recnum,
                           h->pcr, cscp_strerror(r));
                 h->broken = true;
         }
-        cscp_tpm_free(t);
+        cscp_rot_free(t);
         h->pending = false;
         (void)flock(h->fd, LOCK_UN);
         return r;
@@ -545,7 +710,7 @@ static int append(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t
                                      : "an earlier append failed; reopen the log to reconcile it");
                 return CSCP_E_STATE;
         }
-        r = vtpm_log_record(h->next_recnum, h->pcr, h->banks, kind, fields, n_fields, d, &n_d, &rec, &len);
+        r = vtpm_log_record(h->next_recnum, h->index, h->banks, kind, fields, n_fields, d, &n_d, &rec, &len);
         if (r < 0)
                 return r;
         if (flock(h->fd, LOCK_EX) < 0) {

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +23,23 @@ static void usage(FILE *f)
                 "record in the host log, extended into a host PCR. Runs as root.\n"
                 "\n"
                 "Host root of trust:\n"
+                "  --rot tpm|tdx            what the host log is extended into: tpm (default) the host TPM's PCR;\n"
+                "                           tdx: this host is a TDX guest, the PCR's RTMR (TDVF mapping: 8..15 ->\n"
+                "                           RTMR2), records carry the CC register index (3 = RTMR2), and RTMR2 is\n"
+                "                           reconciled from the CCEL's replay. The master key is still sealed to a\n"
+                "                           TPM: with tdx, --tcti must name one (e.g. the TD's vTPM), else vtpmd\n"
+                "                           refuses to start (there is no unsealed master key)\n"
                 "  --tcti CONF              host TPM, e.g. device:/dev/tpmrm0 or swtpm:path=/run/tpm.sock\n"
                 "                           (default: tpm2-tss tctildr's default)\n"
-                "  --host-pcr N             host PCR the host log is extended into (default 15)\n"
+                "  --tdx-mr-root DIR        tdx: TSM measurement registers (default " CSCP_TDX_MR_ROOT ")\n"
+                "  --tsm-root DIR           tdx: configfs-tsm (default " CSCP_TDX_TSM_ROOT ")\n"
+                "  --ccel-table FILE        tdx: the CCEL ACPI table (default " CSCP_TDX_CCEL_TABLE ")\n"
+                "  --ccel-data FILE         tdx: the CCEL log area (default " CSCP_TDX_CCEL_DATA ")\n"
+                "  --host-pcr N             host PCR the host log is extended into (default 15; tdx: 8..15)\n"
                 "  --measurement-policy FILE   YAML (docs/policy.md): at start, measure the host processes it lists\n"
                 "                           (binary digest; command lines with withParameter) into a second host log\n"
-                "                           <state-dir>/host-pcr<N>.cel; backend must be tpm\n"
+                "                           <state-dir>/host-pcr<N>.cel; backend must be tpm, and not with\n"
+                "                           --rot tdx (PCR 11 and 15 both map to RTMR2: one log per register)\n"
                 "  --host-process-pcr N     host PCR of that log (default 11)\n"
                 "\n"
                 "Files:\n"
@@ -106,9 +118,19 @@ int main(int argc, char **argv)
                 OPT_IDLE,
                 OPT_READ,
                 OPT_VERSION,
+                OPT_ROT,
+                OPT_TSM_ROOT,
+                OPT_MR_ROOT,
+                OPT_CCEL_TABLE,
+                OPT_CCEL_DATA,
         };
         static const struct option opts[] = {
                 {"tcti", required_argument, NULL, OPT_TCTI},
+                {"rot", required_argument, NULL, OPT_ROT},
+                {"tsm-root", required_argument, NULL, OPT_TSM_ROOT},
+                {"tdx-mr-root", required_argument, NULL, OPT_MR_ROOT},
+                {"ccel-table", required_argument, NULL, OPT_CCEL_TABLE},
+                {"ccel-data", required_argument, NULL, OPT_CCEL_DATA},
                 {"host-pcr", required_argument, NULL, OPT_HOST_PCR},
                 {"state-dir", required_argument, NULL, OPT_STATE_DIR},
                 {"run-dir", required_argument, NULL, OPT_RUN_DIR},
@@ -137,6 +159,7 @@ int main(int argc, char **argv)
         vtpmd_config_t cfg;
         cscp_measure_policy_t *policy = NULL;
         unsigned long v;
+        bool tdx_opt = false;
         int verbose = 0, c, r;
 
         /* The swtpm trampoline (core.h): never returns when argv asks for it. */
@@ -147,6 +170,28 @@ int main(int argc, char **argv)
                 switch (c) {
                 case OPT_TCTI:
                         cfg.tcti = optarg;
+                        break;
+                case OPT_ROT:
+                        if (cscp_rot_kind_from_string(optarg, &cfg.rot) < 0) {
+                                fprintf(stderr, "vtpmd: --rot must be tpm or tdx, not '%s'\n", optarg);
+                                return 1;
+                        }
+                        break;
+                case OPT_TSM_ROOT:
+                        cfg.tdx.tsm_root = optarg;
+                        tdx_opt = true;
+                        break;
+                case OPT_MR_ROOT:
+                        cfg.tdx.mr_root = optarg;
+                        tdx_opt = true;
+                        break;
+                case OPT_CCEL_TABLE:
+                        cfg.tdx.ccel_table = optarg;
+                        tdx_opt = true;
+                        break;
+                case OPT_CCEL_DATA:
+                        cfg.tdx.ccel_data = optarg;
+                        tdx_opt = true;
                         break;
                 case OPT_HOST_PCR:
                         if (parse_uint("--host-pcr", optarg, 0, 23, &v) < 0)
@@ -263,6 +308,21 @@ int main(int argc, char **argv)
                 fprintf(stderr, "vtpmd: unexpected argument '%s'\n", argv[optind]);
                 return 1;
         }
+        if (cfg.rot == CSCP_ROT_TPM && tdx_opt) {
+                fprintf(stderr, "vtpmd: --tsm-root, --tdx-mr-root, --ccel-table and --ccel-data need --rot tdx\n");
+                return 1;
+        }
+        if (cfg.rot == CSCP_ROT_TDX && !cfg.tcti) {
+                fprintf(stderr, "vtpmd: --rot tdx: the master key is sealed to a TPM, and a TDX host has none of its "
+                                "own: give --tcti of the TPM to seal it to (e.g. the TD's vTPM); vtpmd has no "
+                                "unsealed master key\n");
+                return 1;
+        }
+        if (cfg.rot == CSCP_ROT_TDX && (cfg.host_pcr < 8 || cfg.host_pcr > 15)) {
+                fprintf(stderr, "vtpmd: --rot tdx: --host-pcr %u has no RTMR vtpmd may extend (PCR 8..15 -> RTMR2)\n",
+                        cfg.host_pcr);
+                return 1;
+        }
         if (!cfg.vtpm_ca || !cfg.vtpm_ca_key) {
                 fprintf(stderr, "vtpmd: --vtpm-ca and --vtpm-ca-key are required (they sign vTPM EK certificates)\n");
                 return 1;
@@ -273,6 +333,14 @@ int main(int argc, char **argv)
         }
         if (!getenv("TSS2_LOG"))
                 setenv("TSS2_LOG", verbose > 1 ? "all+debug" : "all+none", 1);
+        if (cfg.measure_policy_path && cfg.rot == CSCP_ROT_TDX) {
+                fprintf(stderr,
+                        "vtpmd: --measurement-policy is not available with --rot tdx: the host process log needs a "
+                        "register of its own, and on TDX the PCRs a log may extend (8..15) all map to RTMR2, which "
+                        "the host log (PCR %u) uses\n",
+                        cfg.host_pcr);
+                return 1;
+        }
         if (cfg.measure_policy_path) {
                 char err[512];
                 r = cscp_measure_policy_load(cfg.measure_policy_path, &policy, err, sizeof(err));

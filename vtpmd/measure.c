@@ -19,7 +19,11 @@
  *   4. PROCESS   event "arg", index = position, value = the argument, one per argument
  *   5. PROCESS   event "env", index = position, name = NAME, value = the value, one per NAME=value
  *                (a variable without '=' is recorded with the whole text as name and an empty value)
- *   6. CONTAINER event "create", container_id: the create measurements are complete
+ *   6. CONFIG    event "annotation", container_id, name = key, value = the value, one per measured
+ *                image annotation, in the order given (the OCI hook sorts them by key)
+ *   7. CONTAINER event "create", container_id: the create measurements are complete (vtpmd's
+ *                recovery takes a log that ends in it, whole, as the durable Create: see
+ *                vtpm_log_create_complete)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -383,9 +387,12 @@ static int create_items(const vtpm_create_measurements_t *m, item_t **ret, size_
 
         if (!m || !m->container_id || (m->n_args && !m->args) || (m->n_env && !m->env) || (m->n_layers && !m->layers))
                 return -EINVAL;
-        if (m->n_args > CREATE_MAX_ITEMS || m->n_env > CREATE_MAX_ITEMS || m->n_layers > CREATE_MAX_ITEMS)
+        if ((m->n_ann && (!m->ann_keys || !m->ann_values)))
+                return -EINVAL;
+        if (m->n_args > CREATE_MAX_ITEMS || m->n_env > CREATE_MAX_ITEMS || m->n_layers > CREATE_MAX_ITEMS ||
+            m->n_ann > CREATE_MAX_ITEMS)
                 return CSCP_E_TOO_BIG;
-        max = 3 + m->n_args + m->n_env + m->n_layers;
+        max = 3 + m->n_args + m->n_env + m->n_layers + m->n_ann;
         if (max > CREATE_MAX_ITEMS)
                 return CSCP_E_TOO_BIG;
                 /* Every string is bounded, and so is their sum, before anything is allocated for them. */
@@ -412,6 +419,12 @@ static int create_items(const vtpm_create_measurements_t *m, item_t **ret, size_
                 CHECK_STR(m->args[i]);
         for (size_t i = 0; i < m->n_env; i++)
                 CHECK_STR(m->env[i]);
+        for (size_t i = 0; i < m->n_ann; i++) {
+                CHECK_STR(m->ann_keys[i]);
+                CHECK_STR(m->ann_values[i]);
+                if (!m->ann_keys[i][0])
+                        return -EINVAL;
+        }
 #undef CHECK_STR
 
         items = calloc(max, sizeof(*items));
@@ -464,6 +477,16 @@ static int create_items(const vtpm_create_measurements_t *m, item_t **ret, size_
                 }
                 item_add_index(it, (uint32_t)i);
         }
+        for (size_t i = 0; i < m->n_ann; i++) {
+                item_t *it = &items[n++];
+
+                /* The same record the hook's Measure{pcr 11, CONFIG} made for each annotation before. */
+                *it = (item_t){.pcr = PCR_CONTAINER, .kind = CSCP_CM_CONFIG};
+                item_add_str(it, CSCP_CM_F_EVENT, "annotation");
+                item_add_str(it, CSCP_CM_F_CONTAINER_ID, m->container_id);
+                item_add_str(it, CSCP_CM_F_NAME, m->ann_keys[i]);
+                item_add_str(it, CSCP_CM_F_VALUE, m->ann_values[i]);
+        }
         {
                 item_t *it = &items[n++];
 
@@ -511,6 +534,62 @@ int vtpm_pending_sync(vtpm_pending_t *p)
                 return -errno;
         p->synced = true;
         return 0;
+}
+
+static bool field_eq(const cscp_cm_record_t *rec, cscp_cm_field_t f, const char *s)
+{
+        return rec->f[f].data && rec->f[f].len == strlen(s) && memcmp(rec->f[f].data, s, rec->f[f].len) == 0;
+}
+
+int vtpm_log_create_complete(const char *log_path, const char *container_id)
+{
+        cscp_eventlog_opts_t opts = {.max_record = VTPM_LOG_MAX_RECORD, .max_events = VTPM_LOG_MAX_RECORDS};
+        cscp_eventlog_t *l = NULL;
+        const cscp_event_t *ev;
+        struct stat st;
+        int fd, r;
+
+        if (!log_path || !container_id)
+                return -EINVAL;
+        fd = open(log_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0) {
+                r = -errno;
+                goto out;
+        }
+        r = 0;
+        if (!S_ISREG(st.st_mode) || st.st_size == 0)
+                goto out;
+        r = cscp_eventlog_open_fd(fd, CSCP_EVENTLOG_CEL_TLV, &opts, NULL, &l);
+        if (r < 0) {
+                r = r == -ENOMEM ? r : 0;
+                goto out;
+        }
+        /*
+         * The parser checks every CM_TLV digest against its content (lib/eventlog/cel.c). Create's records are
+         * one write ending in "create": that record whole means all of them are. Records after it (Measure,
+         * later) do not matter here, nor does a torn one among them.
+         */
+        while ((r = cscp_eventlog_next(l, &ev)) > 0) {
+                cscp_cm_record_t rec;
+
+                if (ev->reg != CSCP_EVENT_PCR || !ev->extend || ev->type != CSCP_CEL_CM_TLV ||
+                    cscp_cm_decode(ev->data, ev->data_len, &rec) < 0) {
+                        r = 0;
+                        goto out;
+                }
+                if (rec.kind == CSCP_CM_CONTAINER && field_eq(&rec, CSCP_CM_F_EVENT, "create") &&
+                    field_eq(&rec, CSCP_CM_F_CONTAINER_ID, container_id)) {
+                        r = 1;
+                        goto out;
+                }
+        }
+        r = 0; /* the end, or a torn or damaged record, before a "create" of this container */
+out:
+        cscp_eventlog_free(l);
+        close(fd);
+        return r;
 }
 
 /* --- re-extension after a vTPM restart ---------------------------------------------------------- */

@@ -94,6 +94,16 @@ int vtpm_quote(const char *tcti, const vtpm_identity_t *id, const uint8_t *nonce
 typedef struct hostlog hostlog_t;
 int hostlog_open(const char *path, const char *host_tcti, uint32_t pcr, const uint16_t *banks, hostlog_t **ret,
                  char *ret_msg, size_t msg_len);
+/*
+ * The same on any host root of trust (include/cscp/rot.h; hostlog_open is
+ * the tpm one): records carry cscp_rot_log_index(pcr) (TDX: PCR 15 -> 3 =
+ * RTMR2), and on TDX the register's value at boot is the CCEL's replay.
+ * banks NULL: every bank of the root ({SHA-384} on TDX); given banks must be
+ * banks the root has.
+ */
+struct cscp_rot_config;
+int hostlog_open_rot(const char *path, const struct cscp_rot_config *rot, uint32_t pcr, const uint16_t *banks,
+                     hostlog_t **ret, char *ret_msg, size_t msg_len);
 int hostlog_append(hostlog_t *h, cscp_cm_kind_t kind, const cscp_cm_field_value_t *fields, size_t n_fields);
 void hostlog_close(hostlog_t *h);
 /*
@@ -162,6 +172,10 @@ typedef struct vtpm_create_measurements {
         const char *const *layers; /* LAYER: "sha256:<hex>" manifest/config/layer digests */
         size_t n_layers;
         const char *image_name; /* LAYER name field when known */
+        /* CONFIG event "annotation", PCR 11, one per (key, value), in the given order (the hook sorts by key);
+         * recorded after the env records and before the closing "create" record. */
+        const char *const *ann_keys, *const *ann_values;
+        size_t n_ann;
 } vtpm_create_measurements_t;
 
 /*
@@ -197,3 +211,14 @@ int vtpm_measure_create(const char *vtpm_tcti, const char *log_path, const vtpm_
  * prefix of the log are CSCP_E_STATE (never papered over).
  */
 int vtpm_log_reextend(const char *vtpm_tcti, const char *log_path);
+/*
+ * Whether log_path holds one complete set of Create measurements for
+ * container_id (what vtpm_measure_create_log wrote in one write, durable):
+ * whole CM_TLV records whose digests are the hashes of their content, up to
+ * and including the CONTAINER "create" record of container_id (records after
+ * it, e.g. later Measures, are not looked at). 1 complete, 0 not (missing,
+ * empty, torn or damaged before that record, another container's), < 0 an
+ * I/O error. vtpmd's recovery: a vTPM whose vtpm-bind record is in the host
+ * log is bound only with a complete log.
+ */
+int vtpm_log_create_complete(const char *log_path, const char *container_id);

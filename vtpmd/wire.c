@@ -81,6 +81,14 @@ static int request_limits(const Vtpmd__VtpmRequest *m)
                     !str_ok(ms->image_name) || !strv_ok(ms->args, ms->n_args, VTPMD_MAX_ARGS) ||
                     !strv_ok(ms->env, ms->n_env, VTPMD_MAX_ENV) || !strv_ok(ms->layers, ms->n_layers, VTPMD_MAX_LAYERS))
                         return CSCP_E_TOO_BIG;
+                if (ms->n_annotations > VTPMD_MAX_ANNOTATIONS)
+                        return CSCP_E_TOO_BIG;
+                for (size_t i = 0; i < ms->n_annotations; i++) {
+                        if (!str_ok(ms->annotations[i]->key) || !str_ok(ms->annotations[i]->value))
+                                return CSCP_E_TOO_BIG;
+                        if (!ms->annotations[i]->key || !ms->annotations[i]->key[0])
+                                return CSCP_E_PROTO;
+                }
                 return 0;
         }
         case VTPMD__VTPM_REQUEST__BODY_DESTROY:

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <tss2/tss2_tpm2_types.h>
 
@@ -47,6 +48,20 @@ typedef struct cscp_expect {
          */
         cscp_store_t *store;
         const char *host;
+        /*
+         * A TDX host (Evidence.host_tdx_quote, docs/tdx.md "TDX host evidence"): the PCK chain's trust
+         * anchor file (PEM; required: without it such evidence is an error verdict), the verification
+         * time (0: now), CRL files, the collateral directory (TCB info / QE identity; NULL: TCB status
+         * not evaluated) and the TCB statuses accepted besides UpToDate (n_tdx_tcb_allowed names, e.g.
+         * "SWHardeningNeeded"). Unused for a TPM host.
+         */
+        const char *tdx_root;
+        time_t tdx_at;
+        const char *const *tdx_crls;
+        size_t n_tdx_crls;
+        const char *tdx_collateral_dir;
+        const char *const *tdx_tcb_allowed;
+        size_t n_tdx_tcb_allowed;
 } cscp_expect_t;
 
 /*
@@ -60,6 +75,10 @@ typedef struct cscp_expect {
  *   container-pcrs-replay, vtpm-bind (an attested vtpm-bind record for this container naming the vAK
  *   that signed the container quote and the vEK, no later vtpm-destroy), vtpm-ek-cert (chains to the
  *   manufacturer CA, holds the vEK); then host-clock and container-clock (with a store), and policy.
+ * A TDX host (host_tdx_quote instead of host_quote; both or neither: host-quote-present fails) is checked
+ * with host-tdx-* (cscp_tdx_quote_verify's tdx-* claims, prefixed), host-batch-proof (REPORTDATA = the
+ * SHA-512 root), host-logs and host-rtmrs-replay (CCEL + host CEL logs into RTMR0..3) instead of the
+ * host quote, AK and clock claims; the container part is the same.
  * Returns 0 when the checks ran (the verdict tells the outcome), negative on
  * allocation failure or bad arguments.
  */

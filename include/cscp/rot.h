@@ -46,6 +46,11 @@ typedef struct cscp_rot_config {
         cscp_rot_kind_t kind;
         const char *tcti;             /* tpm: tctildr string; NULL = tctildr default */
         cscp_tdx_guest_paths_t paths; /* tdx: NULL members = the Linux defaults */
+        /*
+         * tdx: registers and the CCEL only (vtpmd's host log): open checks the RTMR files instead of making a
+         * configfs-tsm report instance, and cscp_rot_quote is CSCP_E_UNSUPPORTED. Ignored by tpm.
+         */
+        bool registers_only;
 } cscp_rot_config_t;
 
 /* "tpm" / "tdx" <-> kind. -EINVAL for anything else. */
@@ -64,7 +69,8 @@ cscp_rot_kind_t cscp_rot_kind(const cscp_rot_t *rot);
 /* The TPM behind a tpm backend (AK load, enrollment); NULL on TDX. */
 cscp_tpm_t *cscp_rot_tpm(cscp_rot_t *rot);
 
-/* Hash of the batch tree (include/cscp/merkle.h) and how many bytes of caller data a quote carries: tpm SHA-256/32, tdx SHA-512/64. */
+/* Hash of the batch tree (include/cscp/merkle.h) and how many bytes of caller data a quote carries: tpm SHA-256/32, tdx
+ * SHA-512/64. */
 uint16_t cscp_rot_merkle_alg(const cscp_rot_t *rot);
 size_t cscp_rot_data_len(const cscp_rot_t *rot);
 
@@ -86,11 +92,23 @@ void cscp_rot_quote_clear(cscp_rot_quote_t *q);
 
 /* The banks a record extended into this root must carry: the TPM's allocated banks; {SHA-384} on TDX. */
 int cscp_rot_banks(cscp_rot_t *rot, uint16_t *ret, size_t max, size_t *ret_n);
-/* The register index a log record for PCR pcr carries (above). -EINVAL for a PCR the backend cannot extend. */
+/*
+ * The register index a log record for PCR pcr carries (above). -EINVAL for a PCR without a register (TDX: PCR 0
+ * and 16..23; TPM: 24 and up). On TDX PCR 1..7 have an index too (RTMR0/1), though cscp_rot_extend refuses them.
+ */
 int cscp_rot_log_index(const cscp_rot_t *rot, unsigned pcr, uint32_t *ret);
-/* Extends PCR pcr (TDX: its RTMR) with one digest per bank of cscp_rot_banks; other banks are ignored. */
+/* The same by backend kind, without opening one (vtpmd checks its configuration before the root is reached). */
+int cscp_rot_kind_log_index(cscp_rot_kind_t kind, unsigned pcr, uint32_t *ret);
+/*
+ * Extends PCR pcr (TDX: its RTMR) with one digest per bank of cscp_rot_banks; digests of other banks are ignored,
+ * and at least one must be for a bank of the root (else -EINVAL). TPM: every bank in one TPM2_PCR_Extend. TDX:
+ * the SHA-384 digest; PCRs mapping to RTMR0/1 (1..7, the firmware's) are -EPERM.
+ */
 int cscp_rot_extend(cscp_rot_t *rot, unsigned pcr, const cscp_event_digest_t *digests, size_t n);
-/* Reads PCR pcr in bank alg (TDX: its RTMR, SHA-384 only). ret holds CSCP_EVENT_MAX_DIGEST bytes. */
+/*
+ * Reads PCR pcr in bank alg (TDX: its RTMR, SHA-384 only: another alg is CSCP_E_UNSUPPORTED). ret holds
+ * CSCP_EVENT_MAX_DIGEST bytes.
+ */
 int cscp_rot_read(cscp_rot_t *rot, unsigned pcr, uint16_t alg, uint8_t *ret, size_t *ret_len);
 
 /*

@@ -43,8 +43,8 @@ int cscp_tdx_guest_probe(const cscp_tdx_guest_paths_t *p, char *why, size_t why_
  * before it is returned. -EAGAIN after 3 attempts raced by other writers.
  * Free *ret with free().
  */
-int cscp_tdx_guest_quote(const cscp_tdx_guest_paths_t *p, const uint8_t report_data[64], uint8_t **ret,
-                         size_t *ret_len, char *err, size_t err_len);
+int cscp_tdx_guest_quote(const cscp_tdx_guest_paths_t *p, const uint8_t report_data[64], uint8_t **ret, size_t *ret_len,
+                         char *err, size_t err_len);
 /* RTMR index 0..3. Extending is allowed for RTMR2 and RTMR3 only (0 and 1 belong to the firmware): -EPERM. */
 int cscp_tdx_guest_rtmr_read(const cscp_tdx_guest_paths_t *p, unsigned rtmr, uint8_t ret[CSCP_TDX_RTMR_SIZE]);
 int cscp_tdx_guest_rtmr_extend(const cscp_tdx_guest_paths_t *p, unsigned rtmr,

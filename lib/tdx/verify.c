@@ -7,9 +7,16 @@
  *   tdx-qe-binding           QE REPORTDATA[0:32] = SHA-256(attestation key || QE auth data), [32:64] = 0
  *   tdx-pck-chain            PEM PCK chain -> trust anchor file, at the given time, CRLs when given
  *   tdx-report-data          REPORTDATA = the expected 64 bytes (only when asked)
- * TCB status needs TCB-info / QE-identity collateral, not evaluated here: a fact says so.
+ * With a collateral directory (opts->collateral_dir, lib/tdx/collateral.c):
+ *   tdx-collateral           TCB info + QE identity well formed, ECDSA-P256-SHA256 over their exact JSON
+ *                            bytes by an "Intel SGX TCB Signing" certificate that chains to the trust anchor
+ *                            at the given time (CRLs when given), issueDate <= at <= nextUpdate
+ *   tdx-qe-identity          the QE report matches the TD_QE identity
+ *   tdx-tcb-status           the evaluated TCB status is UpToDate or in opts->tcb_allowed
+ * Without one the TCB status is not evaluated: a fact says so.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +119,7 @@ static bool key_is_p256(EVP_PKEY *key)
 }
 
 /* The PEM chain as certificates, leaf first. NULL with the reason in why. */
-static STACK_OF(X509) * read_chain(const uint8_t *pem, size_t len, char *why, size_t why_len)
+static STACK_OF(X509) * read_chain(const char *what, const uint8_t *pem, size_t len, char *why, size_t why_len)
 {
         STACK_OF(X509) *chain = sk_X509_new_null();
         BIO *bio = NULL;
@@ -127,7 +134,7 @@ static STACK_OF(X509) * read_chain(const uint8_t *pem, size_t len, char *why, si
         while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
                 if (sk_X509_num(chain) >= CSCP_TDX_CHAIN_CERTS_MAX) {
                         X509_free(x);
-                        snprintf(why, why_len, "PCK chain holds more than %d certificates", CSCP_TDX_CHAIN_CERTS_MAX);
+                        snprintf(why, why_len, "%s holds more than %d certificates", what, CSCP_TDX_CHAIN_CERTS_MAX);
                         goto fail;
                 }
                 if (!sk_X509_push(chain, x)) {
@@ -137,7 +144,7 @@ static STACK_OF(X509) * read_chain(const uint8_t *pem, size_t len, char *why, si
                 }
         }
         if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE || sk_X509_num(chain) == 0) {
-                snprintf(why, why_len, "PCK chain is not a PEM certificate list (%d certificate(s) read)",
+                snprintf(why, why_len, "%s is not a PEM certificate list (%d certificate(s) read)", what,
                          sk_X509_num(chain));
                 goto fail;
         }
@@ -244,6 +251,255 @@ static void hex_fact(cscp_verdict_t *v, const char *key, const uint8_t *b, size_
         cscp_verdict_fact(v, key, "%s", hex);
 }
 
+/* ------------------------------------------------------------------ collateral */
+
+#define TCB_SIGNING_CN "Intel SGX TCB Signing"
+
+static void fmt_time(time_t t, char out[32])
+{
+        struct tm tm;
+
+        if (!gmtime_r(&t, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(out, 32, "@%lld", (long long)t);
+}
+
+/* Appends "; <text>" (or <text>) to buf. */
+__attribute__((format(printf, 3, 4))) static void add_problem(char *buf, size_t cap, const char *fmt, ...)
+{
+        size_t n = strlen(buf);
+        va_list ap;
+
+        if (n + 3 >= cap)
+                return;
+        if (n) {
+                memcpy(buf + n, "; ", 3);
+                n += 2;
+        }
+        va_start(ap, fmt);
+        vsnprintf(buf + n, cap - n, fmt, ap);
+        va_end(ap);
+}
+
+/*
+ * The TCB signing chain: its first certificate must be "Intel SGX TCB Signing"
+ * with a P-256 key and chain to the trust anchor at `at` (depth limit, CRLs as
+ * for the PCK chain). *ret_key is that key whenever it is P-256, so that the
+ * signatures are checked (and reported) even when the chain is not good.
+ */
+static int check_signer(const cscp_tdx_collateral_t *c, X509_STORE *store, time_t at, unsigned long flags,
+                        EVP_PKEY **ret_key, char *desc, size_t desc_len, char *problems, size_t cap)
+{
+        STACK_OF(X509) *chain = NULL;
+        X509_STORE_CTX *sctx = NULL;
+        EVP_PKEY *key = NULL;
+        char why[320], cn[128] = "";
+        X509 *leaf;
+        int k = 0;
+
+        *ret_key = NULL;
+        if (!c->chain_pem) {
+                add_problem(problems, cap, "%s", c->chain_err);
+                return 0;
+        }
+        chain = read_chain(CSCP_TDX_COLLATERAL_CHAIN, c->chain_pem, c->chain_len, why, sizeof(why));
+        if (!chain) {
+                add_problem(problems, cap, "%s", why);
+                return 0;
+        }
+        leaf = sk_X509_value(chain, 0);
+        if (X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof(cn)) < 0)
+                cn[0] = '\0';
+        if (strcmp(cn, TCB_SIGNING_CN) != 0)
+                add_problem(problems, cap,
+                            CSCP_TDX_COLLATERAL_CHAIN ": the first certificate's CN is \"%s\", not \"" TCB_SIGNING_CN
+                                                      "\"",
+                            cn);
+        key = X509_get_pubkey(leaf);
+        if (!key_is_p256(key)) {
+                add_problem(problems, cap, CSCP_TDX_COLLATERAL_CHAIN ": the signing key is not ECDSA P-256");
+                EVP_PKEY_free(key);
+                key = NULL;
+        }
+        sctx = X509_STORE_CTX_new();
+        if (!sctx || X509_STORE_CTX_init(sctx, store, leaf, chain) != 1) {
+                k = -ENOMEM;
+                goto out;
+        }
+        X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(sctx), at);
+        X509_VERIFY_PARAM_set_depth(X509_STORE_CTX_get0_param(sctx), CSCP_TDX_CHAIN_DEPTH_MAX);
+        X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(sctx), flags);
+        if (X509_verify_cert(sctx) == 1) {
+                STACK_OF(X509) *built = X509_STORE_CTX_get0_chain(sctx);
+                char subj[256] = "";
+
+                X509_NAME_oneline(X509_get_subject_name(sk_X509_value(built, sk_X509_num(built) - 1)), subj,
+                                  sizeof(subj));
+                snprintf(desc, desc_len, "signed by CN=%s, %d certificates up to %s%s", cn, sk_X509_num(built), subj,
+                         flags ? ", CRLs checked" : "");
+        } else
+                add_problem(problems, cap, CSCP_TDX_COLLATERAL_CHAIN ": certificate at depth %d: %s",
+                            X509_STORE_CTX_get_error_depth(sctx),
+                            X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
+        *ret_key = key;
+        key = NULL;
+out:
+        ERR_clear_error();
+        EVP_PKEY_free(key);
+        X509_STORE_CTX_free(sctx);
+        sk_X509_pop_free(chain, X509_free);
+        return k;
+}
+
+/* One signed document: the signature over its exact bytes, and issueDate <= at <= nextUpdate. */
+static int check_doc(const char *file, const char *what, const char *member, EVP_PKEY *key, const uint8_t sig[64],
+                     const uint8_t *body, size_t body_len, time_t issue, time_t next, time_t at, char *problems,
+                     size_t cap)
+{
+        char t1[32], t2[32];
+
+        if (key) {
+                int k = ecdsa_p256_verify(key, sig, body, body_len);
+
+                if (k < 0)
+                        return k;
+                if (k == 0)
+                        add_problem(problems, cap,
+                                    "%s: the signature does not verify over the %zu-byte \"%s\" value with the TCB "
+                                    "signing key",
+                                    file, body_len, member);
+        }
+        fmt_time(at, t2);
+        if (at > next) {
+                fmt_time(next, t1);
+                add_problem(problems, cap, "%s expired: nextUpdate %s < at %s", what, t1, t2);
+        }
+        if (at < issue) {
+                fmt_time(issue, t1);
+                add_problem(problems, cap, "%s not yet valid: issueDate %s > at %s", what, t1, t2);
+        }
+        return 0;
+}
+
+static bool tcb_allowed(const cscp_tdx_verify_opts_t *opts, cscp_tdx_tcb_status_t s)
+{
+        if (s == CSCP_TDX_TCB_UP_TO_DATE)
+                return true;
+        if (s > CSCP_TDX_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED)
+                return false; /* no matching level, mismatch: never */
+        for (size_t i = 0; opts->tcb_allowed && i < opts->n_tcb_allowed; i++)
+                if (opts->tcb_allowed[i] && strcmp(opts->tcb_allowed[i], cscp_tdx_tcb_status_name(s)) == 0)
+                        return true;
+        return false;
+}
+
+/* tdx-collateral, tdx-qe-identity, tdx-tcb-status. Negative on a library failure. */
+static int collateral_claims(const cscp_tdx_quote_t *q, X509 *pck_leaf, X509_STORE *store, time_t at,
+                             unsigned long flags, const cscp_tdx_collateral_t *c, const cscp_tdx_verify_opts_t *opts,
+                             cscp_verdict_t *v)
+{
+        static const char NOT_VERIFIED[] = ", but the collateral did not verify (see tdx-collateral)";
+        const cscp_tdx_tcb_info_t *ti = c->have_tcb_info ? &c->tcb_info : NULL;
+        const cscp_tdx_qe_identity_t *qe = c->have_qe_identity ? &c->qe_identity : NULL;
+        char problems[2048] = "", signer[512] = "", why[320] = "", t1[32], t2[32], fmspc[13];
+        cscp_tdx_tcb_eval_t *r = NULL;
+        cscp_tdx_pck_ext_t ext;
+        EVP_PKEY *key = NULL;
+        bool col_ok, ext_ok = false;
+        int k;
+
+        k = check_signer(c, store, at, flags, &key, signer, sizeof(signer), problems, sizeof(problems));
+        if (k < 0)
+                goto out;
+        if (!ti)
+                add_problem(problems, sizeof(problems), "%s", c->tcb_info_err);
+        else if ((k = check_doc(CSCP_TDX_COLLATERAL_TCB_INFO, "tcb info", "tcbInfo", key, ti->signature, ti->body,
+                                ti->body_len, ti->issue_date, ti->next_update, at, problems, sizeof(problems))) < 0)
+                goto out;
+        if (!qe)
+                add_problem(problems, sizeof(problems), "%s", c->qe_identity_err);
+        else if ((k = check_doc(CSCP_TDX_COLLATERAL_QE_IDENTITY, "qe identity", "enclaveIdentity", key, qe->signature,
+                                qe->body, qe->body_len, qe->issue_date, qe->next_update, at, problems,
+                                sizeof(problems))) < 0)
+                goto out;
+        col_ok = problems[0] == '\0';
+        if (col_ok) {
+                cscp_hex_encode(ti->fmspc, 6, fmspc);
+                fmt_time(ti->next_update, t1);
+                fmt_time(qe->next_update, t2);
+                cscp_verdict_claim(v, "tdx-collateral", true,
+                                   CSCP_TDX_COLLATERAL_TCB_INFO " (TDX v%u, FMSPC %s, evaluation data %u, next update "
+                                                                "%s) and " CSCP_TDX_COLLATERAL_QE_IDENTITY
+                                                                " (TD_QE v%u, next update %s): %s",
+                                   ti->version, fmspc, ti->eval_number, t1, qe->version, t2, signer);
+        } else
+                cscp_verdict_claim(v, "tdx-collateral", false, "%s", problems);
+
+        if (pck_leaf)
+                ext_ok = cscp_tdx_pck_ext_from_x509(pck_leaf, &ext, why, sizeof(why)) == 0;
+        else
+                snprintf(why, sizeof(why), "no PCK certificate (see tdx-qe-report-signature)");
+        if (ext_ok) {
+                cscp_hex_encode(ext.fmspc, 6, fmspc);
+                cscp_verdict_fact(v, "tdx-fmspc", "%s", fmspc);
+        }
+        r = calloc(1, sizeof(*r));
+        if (!r) {
+                k = -ENOMEM;
+                goto out;
+        }
+        if (qe) {
+                cscp_tdx_tcb_evaluate(q, ext_ok ? &ext : NULL, ti, qe, r);
+                cscp_verdict_claim(v, "tdx-qe-identity", r->qe_identity_ok && col_ok, "%s%s", r->qe_why,
+                                   r->qe_identity_ok && !col_ok ? NOT_VERIFIED : "");
+        } else
+                cscp_verdict_claim(v, "tdx-qe-identity", false,
+                                   "not evaluated: " CSCP_TDX_COLLATERAL_QE_IDENTITY
+                                   " did not parse (see tdx-collateral)");
+
+        if (!ti)
+                cscp_verdict_claim(v, "tdx-tcb-status", false,
+                                   "not evaluated: " CSCP_TDX_COLLATERAL_TCB_INFO
+                                   " did not parse (see tdx-collateral)");
+        else if (!ext_ok)
+                cscp_verdict_claim(v, "tdx-tcb-status", false, "not evaluated: %s", why);
+        else if (!qe)
+                cscp_verdict_claim(v, "tdx-tcb-status", false,
+                                   "not evaluated: " CSCP_TDX_COLLATERAL_QE_IDENTITY
+                                   " did not parse (see tdx-collateral)");
+        else {
+                const char *name = cscp_tdx_tcb_status_name(r->status);
+                bool allowed = tcb_allowed(opts, r->status);
+                char level[160] = "", module[160] = "";
+
+                if (r->level >= 0)
+                        snprintf(level, sizeof(level), " at TCB level %d of %zu (tcbDate %s, %s)", r->level + 1,
+                                 ti->n_levels, ti->levels[r->level].tcb_date,
+                                 cscp_tdx_tcb_status_name(ti->levels[r->level].status));
+                if (r->module_level >= 0)
+                        snprintf(module, sizeof(module), "; TDX module %s level %d: %s",
+                                 ti->module_ids[r->module_id].id, r->module_level + 1,
+                                 cscp_tdx_tcb_status_name(r->module_status));
+                if (r->status == CSCP_TDX_TCB_NO_MATCH || r->status == CSCP_TDX_TCB_MISMATCH)
+                        cscp_verdict_claim(v, "tdx-tcb-status", false, "%s: %s%s", name, r->why,
+                                           col_ok ? "" : NOT_VERIFIED);
+                else
+                        cscp_verdict_claim(v, "tdx-tcb-status", allowed && col_ok, "%s%s%s; QE ISVSVN %u: %s%s%s%s%s",
+                                           name, level, module, q->qe_isv_svn, cscp_tdx_tcb_status_name(r->qe_status),
+                                           r->advisories[0] ? "; advisories " : "", r->advisories,
+                                           r->status == CSCP_TDX_TCB_UP_TO_DATE ? ""
+                                           : allowed                            ? " (allowed by the caller)"
+                                                                                : " (not UpToDate, not allowed)",
+                                           col_ok ? "" : NOT_VERIFIED);
+                if (r->advisories[0])
+                        cscp_verdict_fact(v, "tdx-tcb-advisories", "%s", r->advisories);
+        }
+        k = 0;
+out:
+        free(r);
+        EVP_PKEY_free(key);
+        return k;
+}
+
 int cscp_tdx_quote_verify(const uint8_t *buf, size_t len, const cscp_tdx_verify_opts_t *opts, cscp_verdict_t *v)
 {
         cscp_tdx_quote_t q;
@@ -256,7 +512,13 @@ int cscp_tdx_quote_verify(const uint8_t *buf, size_t len, const cscp_tdx_verify_
         EVP_MD_CTX *md = NULL;
         uint8_t digest[32];
         unsigned dlen = 0;
+        cscp_tdx_collateral_t col;
+        time_t at;
+        unsigned long flags = 0;
         int k;
+
+        memset(&col, 0, sizeof(col));
+        memset(digest, 0, sizeof(digest));
 
         if (!opts || !opts->root_file) {
                 cscp_verdict_error(v, "no TDX trust anchor given (--tdx-root)");
@@ -283,6 +545,24 @@ int cscp_tdx_quote_verify(const uint8_t *buf, size_t len, const cscp_tdx_verify_
                         goto out;
                 }
         }
+        if (opts->collateral_dir) {
+                k = cscp_tdx_collateral_load(opts->collateral_dir, &col, err, sizeof(err));
+                if (k < 0) {
+                        cscp_verdict_error(v, "TDX collateral: %s", err);
+                        goto out;
+                }
+                for (size_t i = 0; i < col.n_crls; i++) {
+                        k = load_crls(store, col.crl_paths[i]);
+                        if (k < 0) {
+                                cscp_verdict_error(v, "TDX collateral CRL %s: %s", col.crl_paths[i],
+                                                   k == CSCP_E_PROTO ? "not a PEM or DER CRL" : cscp_strerror(k));
+                                goto out;
+                        }
+                }
+        }
+        at = opts->at ? opts->at : time(NULL);
+        if (opts->n_crl_files || col.n_crls)
+                flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
 
         k = cscp_tdx_quote_parse(buf, len, &q, err, sizeof(err));
         if (k < 0) {
@@ -303,7 +583,8 @@ int cscp_tdx_quote_verify(const uint8_t *buf, size_t len, const cscp_tdx_verify_
         }
         hex_fact(v, "tdx-report-data-value", q.report_data, 64);
         cscp_verdict_fact(v, "tdx-td-debug", "%s", (q.td_attributes[0] & 1) ? "yes" : "no");
-        cscp_verdict_fact(v, "tdx-tcb-status", "not evaluated (no collateral given)");
+        if (!opts->collateral_dir)
+                cscp_verdict_fact(v, "tdx-tcb-status", "not evaluated (no collateral given)");
 
         /* 1. quote signature with the attestation key */
         ak = p256_from_raw(q.attest_key);
@@ -323,7 +604,7 @@ int cscp_tdx_quote_verify(const uint8_t *buf, size_t len, const cscp_tdx_verify_
         }
 
         /* 2. QE report signature with the PCK leaf key */
-        chain = read_chain(q.pck_chain, q.pck_chain_len, err, sizeof(err));
+        chain = read_chain("PCK chain", q.pck_chain, q.pck_chain_len, err, sizeof(err));
         if (!chain)
                 cscp_verdict_claim(v, "tdx-qe-report-signature", false, "%s", err);
         else {
@@ -370,8 +651,6 @@ int cscp_tdx_quote_verify(const uint8_t *buf, size_t len, const cscp_tdx_verify_
                 cscp_verdict_claim(v, "tdx-pck-chain", false, "no PCK certificate chain (see tdx-qe-report-signature)");
         else {
                 X509_VERIFY_PARAM *param;
-                time_t at = opts->at ? opts->at : time(NULL);
-                unsigned long flags = 0;
 
                 sctx = X509_STORE_CTX_new();
                 if (!sctx || X509_STORE_CTX_init(sctx, store, sk_X509_value(chain, 0), chain) != 1) {
@@ -382,8 +661,6 @@ int cscp_tdx_quote_verify(const uint8_t *buf, size_t len, const cscp_tdx_verify_
                 param = X509_STORE_CTX_get0_param(sctx);
                 X509_VERIFY_PARAM_set_time(param, at);
                 X509_VERIFY_PARAM_set_depth(param, CSCP_TDX_CHAIN_DEPTH_MAX);
-                if (opts->n_crl_files)
-                        flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
                 X509_VERIFY_PARAM_set_flags(param, flags);
                 k = X509_verify_cert(sctx);
                 if (k == 1) {
@@ -393,7 +670,7 @@ int cscp_tdx_quote_verify(const uint8_t *buf, size_t len, const cscp_tdx_verify_
 
                         X509_NAME_oneline(X509_get_subject_name(top), subj, sizeof(subj));
                         cscp_verdict_claim(v, "tdx-pck-chain", true, "%d certificates up to %s%s", sk_X509_num(built),
-                                           subj, opts->n_crl_files ? ", CRLs checked" : "");
+                                           subj, flags ? ", CRLs checked" : "");
                 } else {
                         int e = X509_STORE_CTX_get_error(sctx);
 
@@ -410,8 +687,19 @@ int cscp_tdx_quote_verify(const uint8_t *buf, size_t len, const cscp_tdx_verify_
                 cscp_verdict_claim(v, "tdx-report-data", ok,
                                    ok ? "REPORTDATA is the expected 64 bytes" : "REPORTDATA differs from the expected");
         }
+
+        /* 6. TCB status from the collateral */
+        if (opts->collateral_dir) {
+                k = collateral_claims(&q, chain ? sk_X509_value(chain, 0) : NULL, store, at, flags, &col, opts, v);
+                if (k < 0) {
+                        cscp_verdict_error(v, "TDX collateral: %s",
+                                           k == -ENOMEM ? "out of memory" : "crypto library failure");
+                        goto out;
+                }
+        }
         k = 0;
 out:
+        cscp_tdx_collateral_free(&col);
         OPENSSL_cleanse(digest, sizeof(digest));
         EVP_MD_CTX_free(md);
         X509_STORE_CTX_free(sctx);

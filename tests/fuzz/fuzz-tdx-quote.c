@@ -4,8 +4,14 @@
  * a trust anchor is at hand, the whole verifier (cscp_tdx_quote_verify: P-256
  * key import, ECDSA checks, PEM chain reading, X509 chain building).
  *
- * Input: the quote bytes. tests/unit/test-tdx.c writes the fixture quotes to
- * <build>/fuzz-seeds/tdx-quote/. The trust anchor is $CSCP_TDX_ROOT, else
+ * Input: the quote bytes. Seeds: tests/unit/test-tdx.c writes the fixture
+ * quotes (Intel-signed) to <build>/fuzz-seeds/tdx-quote/; checked in,
+ * tests/fuzz/corpus-tdx-quote/ holds quotes made by tests/helpers/tdx-emu
+ * (signed under its TEST CA, not by Intel): emu-v4 whole (2695 bytes), and
+ * two cut at 1958 bytes, inside the PEM PCK chain: emu-v4-cut-in-pck-chain
+ * with every size left as it was, emu-v4-sigdata-len-cut-in-pck-chain with the
+ * signature data size shortened to the cut (the nested sizes not). scripts/test
+ * runs the target over both directories. The trust anchor is $CSCP_TDX_ROOT, else
  * $CSCP_FIXTURES/tdx/go-tdx-guest/trusted_root.pem; with neither, only the
  * parser runs.
  */

@@ -19,13 +19,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <criterion/criterion.h>
 
 #include "harness.h"
 
@@ -97,6 +102,8 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
         return 0;
 }
 
+static void fuse_mounts_release(void);
+
 static void child_forget(pid_t pid)
 {
         for (size_t i = 0; i < n_children; i++)
@@ -112,6 +119,8 @@ static void cleanup_at_exit(void)
 
         if (getpid() != owner_pid)
                 return; /* a forked copy of the registry: not ours */
+        /* Unmount before the emulators die: no stale FUSE mount. */
+        fuse_mounts_release();
         for (size_t i = 0; i < n_children; i++) {
                 (void)kill(children[i], SIGKILL);
                 while (waitpid(children[i], NULL, 0) < 0 && errno == EINTR)
@@ -879,4 +888,149 @@ void harness_attestd_stop(harness_attestd_t *a)
         free(a->state_dir);
         free(a->addr);
         *a = (harness_attestd_t){0};
+}
+
+/* --- tdx-emu (tests/helpers/tdx-emu.c: a TEST emulator of a TDX guest's files, NOT TDX) --------------------------- */
+
+#define TDX_EMU_START_TIMEOUT_MS 15000
+#define FUSE_SUPER_MAGIC_        0x65735546
+#define MAX_FUSE_MOUNTS          16
+
+static char *fuse_mounts[MAX_FUSE_MOUNTS];
+static size_t n_fuse_mounts;
+
+static bool fuse_mounted(const char *mnt)
+{
+        struct statfs sf;
+
+        return statfs(mnt, &sf) == 0 ? (unsigned long)sf.f_type == FUSE_SUPER_MAGIC_ : errno == ENOTCONN;
+}
+
+/* Unmounts mnt if a FUSE file system is still there: fusermount3 -u, then a lazy unmount. */
+static void fuse_unmount(const char *mnt)
+{
+        pid_t pid;
+        int status;
+
+        if (!fuse_mounted(mnt))
+                return;
+        pid = fork();
+        if (pid == 0) {
+                int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+                if (fd >= 0) {
+                        (void)dup2(fd, STDOUT_FILENO);
+                        (void)dup2(fd, STDERR_FILENO);
+                }
+                execlp("fusermount3", "fusermount3", "-u", "-z", mnt, (char *)NULL);
+                _exit(127);
+        }
+        if (pid > 0)
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                        ;
+        if (fuse_mounted(mnt))
+                (void)umount2(mnt, MNT_DETACH);
+}
+
+static void fuse_mounts_release(void)
+{
+        for (size_t i = 0; i < n_fuse_mounts; i++) {
+                fuse_unmount(fuse_mounts[i]);
+                free(fuse_mounts[i]);
+        }
+        n_fuse_mounts = 0;
+}
+
+static void fuse_mount_forget(const char *mnt)
+{
+        for (size_t i = 0; i < n_fuse_mounts; i++)
+                if (strcmp(fuse_mounts[i], mnt) == 0) {
+                        free(fuse_mounts[i]);
+                        fuse_mounts[i] = fuse_mounts[--n_fuse_mounts];
+                        return;
+                }
+}
+
+/* As root: a mount namespace of this test process's own (private propagation), so that a mount made here dies
+ * with the process even when it is killed. Without the privilege: the registry + fusermount3 at exit. */
+static void private_mount_namespace(void)
+{
+        static pid_t done_in;
+
+        if (done_in == getpid() || geteuid() != 0)
+                return;
+        done_in = getpid();
+        if (unshare(CLONE_NEWNS) < 0)
+                return;
+        (void)mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+}
+
+int harness_tdx_emu_start(const char *dir, const char *const *extra_args, pid_t *ret_pid)
+{
+        char *exe = path_join(harness_build_dir(), "tests/tdx-emu"), *mnt = path_join(dir, "mnt"),
+             *state = path_join(dir, "state"), *ready = path_join(dir, "tdx-emu.ready"),
+             *log = path_join(dir, "tdx-emu.log");
+        const char *base[] = {exe, mnt, "--state", state, "--ready-file", ready, NULL};
+        char **argv = harness_argv(base, extra_args ? extra_args : (const char *const[]){NULL}, NULL);
+        harness_proc_t p = {0};
+        int64_t deadline;
+        char *text;
+        int status = 0, r;
+
+        if (access(exe, X_OK) != 0)
+                cr_skip_test("%s not built (libfuse3 was not found at configure time: scripts/deps installs "
+                             "libfuse3-dev fuse3): no TDX emulator",
+                             exe);
+        if (access("/dev/fuse", R_OK | W_OK) != 0)
+                cr_skip_test("/dev/fuse: %s: no FUSE here, no TDX emulator", strerror(errno));
+        cr_assert(mkdir_if_missing(dir) == 0 && mkdir_if_missing(mnt) == 0, "mkdir %s", mnt);
+        (void)unlink(ready);
+        private_mount_namespace();
+        r = harness_spawn(argv, log, &p);
+        cr_assert_eq(r, 0, "spawn %s: %s", exe, strerror(-r));
+        if (n_fuse_mounts < MAX_FUSE_MOUNTS)
+                fuse_mounts[n_fuse_mounts++] = xstrdup(mnt);
+        deadline = now_ms() + TDX_EMU_START_TIMEOUT_MS;
+        while (access(ready, F_OK) != 0) {
+                if (harness_wait(&p, 0, &status) == 0) {
+                        fuse_mount_forget(mnt);
+                        text = harness_slurp(log, NULL);
+                        /* libfuse and fusermount3 say why a mount failed with these prefixes: the machine's
+                         * limits, not our bug. */
+                        if (text && (strstr(text, "fuse:") || strstr(text, "fusermount")))
+                                cr_skip_test("tdx-emu could not mount %s (no FUSE mount here): %s", mnt, text);
+                        cr_assert_fail("tdx-emu exited (status 0x%x) before mounting: %s", status,
+                                       text ? text : "(no log)");
+                }
+                if (now_ms() > deadline) {
+                        harness_dump_log(&p);
+                        (void)harness_stop(&p, SIGKILL, STOP_TIMEOUT_MS);
+                        fuse_unmount(mnt);
+                        fuse_mount_forget(mnt);
+                        cr_assert_fail("tdx-emu did not mount %s within %d ms", mnt, TDX_EMU_START_TIMEOUT_MS);
+                }
+                sleep_ms(10);
+        }
+        *ret_pid = p.pid;
+        free(p.log);
+        free(exe);
+        free(mnt);
+        free(state);
+        free(ready);
+        free(log);
+        return 0;
+}
+
+int harness_tdx_emu_stop(const char *dir, pid_t pid)
+{
+        char *mnt = path_join(dir, "mnt");
+        harness_proc_t p = {.pid = pid};
+        int status = -ECHILD;
+
+        if (pid > 0)
+                status = harness_stop(&p, SIGTERM, STOP_TIMEOUT_MS);
+        fuse_unmount(mnt);
+        fuse_mount_forget(mnt);
+        free(mnt);
+        return status;
 }

@@ -55,6 +55,19 @@ typedef struct harness_swtpm {
 int harness_swtpm_start(const char *dir, harness_swtpm_t *ret);
 void harness_swtpm_stop(harness_swtpm_t *s);
 
+/*
+ * tests/helpers/tdx-emu, a TEST emulator of a TDX guest's Linux files (configfs-tsm reports, TSM measurement
+ * registers; NOT TDX), mounted on <dir>/mnt with its state in <dir>/state and its log in <dir>/tdx-emu.log:
+ * tsm_root <dir>/mnt/tsm, mr_root <dir>/mnt/measurements, the test trust anchor <dir>/state/root.pem.
+ * extra_args: more emulator options (NULL-terminated, may be NULL), e.g. {"--race", "1", NULL}. Skips the test
+ * (with the reason) when the emulator was not built (no libfuse3) or cannot mount (no /dev/fuse, no permission).
+ * As root the test process first enters a mount namespace of its own, so no mount outlives it.
+ */
+int harness_tdx_emu_start(const char *dir, const char *const *extra_args, pid_t *ret_pid);
+/* SIGTERM + wait (SIGKILL after 5 s), then `fusermount3 -u` / a lazy unmount if <dir>/mnt is still mounted.
+ * Returns the emulator's wait status (0: it unmounted and exited cleanly) or a negative errno. */
+int harness_tdx_emu_stop(const char *dir, pid_t pid);
+
 /* A PKI from certs/mkcerts in dir: ca.pem, server.pem/-key.pem, client.pem/-key.pem. */
 int harness_mkcerts(const char *dir);
 

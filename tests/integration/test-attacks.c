@@ -9,8 +9,8 @@
  *    container quote, old evidence presented after newer (clock);
  *  - masquerade: container B's evidence for A; B's quote inside A's evidence
  *    re-signed by a compromised host (it holds the host AK); a vTPM that was
- *    never bound; a bind record forged into the log but not the PCR; another
- *    host's AK;
+ *    never bound; a bind record forged into the log but not the PCR; one
+ *    that extends no PCR at all (NV index, CC register); another host's AK;
  *  - tampering: one flipped byte in each quote, log, proof, certificate;
  *  - reset: a vTPM restarted, the host TPM restarted, a clock going back;
  *  - downgrade: a SHA-1-only quote for a SHA-256 request; plaintext.
@@ -315,6 +315,9 @@ static void resign_host_quote(Cscp__Evidence *ev, const uint8_t *nonce, const ch
         TPML_PCR_SELECTION sel;
         TPM2B_NAME vak = {0};
         uint8_t leaf[32];
+        const uint8_t *pub = NULL;
+        size_t pub_len = 0;
+        bool created = false;
 
         cr_assert_eq(
                 cscp_tpm_public_name(ev->container_quote->ak_public.data, ev->container_quote->ak_public.len, &vak), 0);
@@ -323,7 +326,12 @@ static void resign_host_quote(Cscp__Evidence *ev, const uint8_t *nonce, const ch
                      0);
         cr_assert_eq(cscp_pcrsel_parse(HOST_PCRS, &sel), 0);
         cr_assert_eq(cscp_tpm_open(RIG_TABRMD_TCTI, &t), 0);
-        cr_assert_eq(cscp_tpm_ak_load_or_create(t, harness_path(rig.dir, "attestd"), CSCP_KEY_ECC_P256, NULL), 0);
+        /* attestd's own AK, from its state directory: the key the challenger enrolled. */
+        cr_assert_eq(cscp_tpm_ak_load_or_create(t, rig.ad.state_dir, CSCP_KEY_ECC_P256, &created), 0);
+        cr_assert(!created, "no AK in attestd's state directory %s", rig.ad.state_dir);
+        cr_assert_eq(cscp_tpm_ak_public(t, &pub, &pub_len), 0);
+        cr_assert(pub_len == ev->host_quote->ak_public.len && memcmp(pub, ev->host_quote->ak_public.data, pub_len) == 0,
+                  "the re-signing AK is not attestd's");
         cr_assert_eq(cscp_tpm_quote(t, leaf, sizeof(leaf), &sel, &q), 0);
         set_bytes(&ev->host_quote->attest, q.attest, q.attest_len);
         set_bytes(&ev->host_quote->signature, q.sig, q.sig_len);
@@ -506,8 +514,15 @@ Test(attacks, masquerade_a_vtpm_that_was_never_bound)
         answer_free(&a);
 }
 
+/* How a forged vtpm-bind record is written into the host log. */
+typedef enum forge {
+        FORGE_PCR15,    /* a CM_TLV record on PCR 15, as vtpmd writes it (but not extended) */
+        FORGE_NV_INDEX, /* a CM_TLV record whose register is an NV index: it extends no PCR */
+        FORGE_CCMR,     /* a CM_TLV record on a CC measurement register (CC index 3 = RTMR2): no PCR */
+} forge_t;
+
 /* Appends a vtpm-bind record for id naming the quote's vAK to the evidence's host log, not extended anywhere. */
-static void forge_bind_record(Cscp__Evidence *ev, const char *id)
+static void forge_bind_record_as(Cscp__Evidence *ev, const char *id, forge_t how)
 {
         Cscp__Log *hl = log_of(ev, CSCP__LOG_KIND__LOG_HOST_CEL);
         static const uint16_t banks[] = {TPM2_ALG_SHA256, 0};
@@ -533,7 +548,17 @@ static void forge_bind_record(Cscp__Evidence *ev, const char *id)
                                      {CSCP_CM_F_VAK_NAME, vak.name, vak.size}};
         cr_assert_eq(cscp_cm_encode(CSCP_CM_CONTAINER, f, 4, &content, &clen), 0);
         cr_assert_eq(cscp_cm_digests(content, clen, banks, d, &nd), 0);
-        cr_assert_eq(cscp_cel_tlv_encode(n, 15, false, d, nd, CSCP_CEL_CM_TLV, content, clen, &rec, &rlen), 0);
+        cr_assert_eq(cscp_cel_tlv_encode(n,
+                                         how == FORGE_NV_INDEX ? 0x01c10200
+                                         : how == FORGE_CCMR   ? 3
+                                                               : 15,
+                                         how == FORGE_NV_INDEX, d, nd, CSCP_CEL_CM_TLV, content, clen, &rec, &rlen),
+                     0);
+        if (how == FORGE_CCMR) {
+                /* The encoder writes PCR or NV index registers: the register TLV follows recnum (5 + 8 bytes). */
+                cr_assert_eq(rec[13], CSCP_CEL_PCR);
+                rec[13] = CSCP_CEL_CCMR;
+        }
         all = malloc(hl->data.len + rlen);
         cr_assert(all);
         memcpy(all, hl->data.data, hl->data.len);
@@ -543,6 +568,11 @@ static void forge_bind_record(Cscp__Evidence *ev, const char *id)
         hl->data.len += rlen;
         free(content);
         free(rec);
+}
+
+static void forge_bind_record(Cscp__Evidence *ev, const char *id)
+{
+        forge_bind_record_as(ev, id, FORGE_PCR15);
 }
 
 Test(attacks, masquerade_bind_record_forged_into_the_log_but_not_the_pcr)
@@ -560,12 +590,57 @@ Test(attacks, masquerade_bind_record_forged_into_the_log_but_not_the_pcr)
         /* The log runs ahead of PCR 15 by one record: the replay still reaches the quote, the forged record is
          * not covered by it. */
         cr_assert_eq(verify(c->evidence, a.nonce, &o, &v), CSCP_VERDICT_UNTRUSTED);
+        assert_claim(&v, "host-signature", true);
         assert_claim(&v, "host-pcrs-replay", true);
         assert_claim(&v, "vtpm-bind", false);
         cr_assert(strstr(cscp_verdict_find(&v, "vtpm-bind")->detail, "not covered by the host quote"), "%s",
                   cscp_verdict_find(&v, "vtpm-bind")->detail);
         cscp_verdict_clear(&v);
         cscp__frame__free_unpacked(c, NULL);
+        answer_free(&a);
+}
+
+/*
+ * A forged bind record that extends no PCR (its register an NV index, or a CC measurement register)
+ * appended to a fully attested host log: the replay reaches every quoted PCR, and logcheck counts a
+ * record that extends nothing as attested when what precedes it is. It must never bind: the genuine,
+ * attested bind record of A (naming A's real vAK) stays the last one, so the rogue vAK is refused.
+ * (A CM_TLV record on a PCR without a digest does not parse, and content of another type is no
+ * bind record: those two need no case here.)
+ */
+Test(attacks, masquerade_bind_record_that_extends_no_pcr)
+{
+        static const struct {
+                forge_t how;
+                const char *what;
+        } cases[] = {{FORGE_NV_INDEX, "NV index register"}, {FORGE_CCMR, "CC measurement register 3"}};
+        answer_t a;
+        vopts_t o = {.container = CTR_A, .no_store = true};
+
+        challenge(CTR_A, NULL, &a);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                Cscp__Frame *c = copy(a.ev);
+                cscp_verdict_t v;
+                const cscp_claim_t *b;
+
+                rogue_container_quote(a.nonce, c->evidence->container_quote);
+                forge_bind_record_as(c->evidence, CTR_A, cases[i].how);
+                resign_host_quote(c->evidence, a.nonce, CTR_A);
+                cr_assert_eq(verify(c->evidence, a.nonce, &o, &v), CSCP_VERDICT_UNTRUSTED, "%s: not untrusted",
+                             cases[i].what);
+                /* Everything the compromised host controls checks out: vtpm-bind is the only claim that fails. */
+                assert_claim(&v, "host-signature", true);
+                assert_claim(&v, "host-logs", true);
+                assert_claim(&v, "host-pcrs-replay", true);
+                assert_claim(&v, "vtpm-bind", false);
+                for (size_t k = 0; k < v.n_claims; k++)
+                        if (!v.claims[k].pass && strcmp(v.claims[k].name, "vtpm-bind") != 0)
+                                assert_claim(&v, v.claims[k].name, true);
+                b = cscp_verdict_find(&v, "vtpm-bind");
+                cr_assert(strstr(b->detail, "names another vAK than"), "%s: %s", cases[i].what, b->detail);
+                cscp_verdict_clear(&v);
+                cscp__frame__free_unpacked(c, NULL);
+        }
         answer_free(&a);
 }
 

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +34,7 @@
 #include "cscp/util.h"
 #include "cscp/verdict.h"
 #include "harness.h"
+#include "vctl.h"
 #include "vtpm.h"
 
 #define TOOL_TIMEOUT_MS 30000
@@ -825,4 +828,235 @@ Test(vtpm, measure_limits)
         cr_assert_eq(vtpm_measure(vt.tcti, log, 24, CSCP_CM_CONTAINER, NULL, 0), CSCP_E_PCRSEL);
         cr_assert_eq(access(log, F_OK), -1, "a refused measurement created the log");
         free(big);
+}
+
+/* ---- vtpmd: the container log a QuoteReply carries ----------------------------------------- */
+
+/* vtpmd/control.c: at most QUOTE_LOG_MAX bytes of records per QuoteReply, at most QUOTE_LOG_FILE_MAX bytes of log file
+ * read. */
+#define QUOTE_LOG_MAX      (16u * 1024 * 1024)
+#define QUOTE_LOG_FILE_MAX (64u * 1024 * 1024)
+/* One bulk record's value: big (few records to write and parse), but a record vtpmd itself accepts. */
+#define BULK_VALUE (VTPM_LOG_MAX_CONTENT - 1024)
+
+static harness_proc_t qvd;
+static char *qstate;
+
+/* After a failed assertion: vtpmd and the vTPMs it started (--stop-instances stops them on a clean exit). */
+static void vtpmd_down(void)
+{
+        if (qvd.pid > 0)
+                (void)harness_stop(&qvd, SIGKILL, 5000);
+        harness_kill_swtpms(qstate, NULL);
+}
+
+/* The container log's bytes, and its number of whole records, its last record's PCR and digest banks. */
+static uint8_t *read_log(const char *path, size_t *ret_len, uint64_t *ret_count, uint32_t *ret_pcr, uint16_t *banks)
+{
+        cscp_eventlog_t *l = NULL;
+        const cscp_event_t *ev;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        assert_ok(cscp_file_read(path, 2u * QUOTE_LOG_FILE_MAX, &buf, &len));
+        assert_ok(cscp_eventlog_open_mem(buf, len, CSCP_EVENTLOG_CEL_TLV, NULL, NULL, &l));
+        *ret_count = 0;
+        while ((r = cscp_eventlog_next(l, &ev)) > 0) {
+                *ret_count = ev->index + 1;
+                if (ret_pcr)
+                        *ret_pcr = ev->pcr;
+                if (banks) {
+                        for (size_t i = 0; i < ev->n_digests; i++)
+                                banks[i] = ev->digests[i].alg;
+                        banks[ev->n_digests] = 0;
+                }
+        }
+        cr_assert_eq(r, 0, "%s: %s", path, cscp_eventlog_error(l));
+        cscp_eventlog_free(l);
+        *ret_len = len;
+        return buf;
+}
+
+/*
+ * Appends n CM_TLV records of BULK_VALUE bytes to a container log, numbered on from its last record, for the PCR and
+ * banks of that record, in one write per record under the flock vtpmd's own writers take (vtpmd/measure.c). Returns
+ * the log's record count after.
+ */
+static uint64_t append_bulk(const char *path, size_t n)
+{
+        uint16_t banks[CSCP_EVENT_MAX_DIGESTS + 1] = {0};
+        uint8_t *value = malloc(BULK_VALUE), *old;
+        uint64_t count = 0;
+        uint32_t pcr = 0;
+        size_t len = 0;
+        int fd;
+
+        cr_assert_not_null(value);
+        old = read_log(path, &len, &count, &pcr, banks);
+        free(old);
+        cr_assert_gt(count, 0, "%s: no record to continue from", path);
+        memset(value, 'b', BULK_VALUE);
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+        cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+        cr_assert_eq(flock(fd, LOCK_EX), 0, "flock %s: %s", path, strerror(errno));
+        for (size_t i = 0; i < n; i++, count++) {
+                cscp_cm_field_value_t f[] = {{CSCP_CM_F_EVENT, "bulk", 4}, {CSCP_CM_F_VALUE, value, BULK_VALUE}};
+                cscp_event_digest_t d[CSCP_EVENT_MAX_DIGESTS];
+                uint8_t *content = NULL, *rec = NULL;
+                size_t nd = 0, cl = 0, rl = 0, done = 0;
+
+                memcpy(value, &count, sizeof(count)); /* every record differs */
+                assert_ok(cscp_cm_encode(CSCP_CM_CONTAINER, f, 2, &content, &cl));
+                assert_ok(cscp_cm_digests(content, cl, banks, d, &nd));
+                assert_ok(cscp_cel_tlv_encode(count, pcr, false, d, nd, CSCP_CEL_CM_TLV, content, cl, &rec, &rl));
+                while (done < rl) {
+                        ssize_t w = write(fd, rec + done, rl - done);
+
+                        cr_assert(w > 0 || errno == EINTR, "write %s: %s", path, strerror(errno));
+                        if (w > 0)
+                                done += (size_t)w;
+                }
+                free(content);
+                free(rec);
+        }
+        close(fd);
+        free(value);
+        return count;
+}
+
+static Vtpmd__VtpmResponse *quote_log(const char *sock, const char *ctr, bool want_log, uint64_t from)
+{
+        static const uint8_t nonce[] = "quote-log-limits";
+        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
+        Vtpmd__Quote q = VTPMD__QUOTE__INIT;
+        Cscp__PcrSelection sel = CSCP__PCR_SELECTION__INIT, *psel = &sel;
+        uint32_t pcrs[1] = {11};
+
+        sel.hash_alg = TPM2_ALG_SHA256;
+        sel.pcrs = pcrs;
+        sel.n_pcrs = 1;
+        q.container_id = (char *)ctr;
+        q.nonce = (ProtobufCBinaryData){.data = (uint8_t *)nonce, .len = sizeof(nonce) - 1};
+        q.pcrs = &psel;
+        q.n_pcrs = 1;
+        q.want_log = want_log;
+        q.log_offset = from;
+        req.body_case = VTPMD__VTPM_REQUEST__BODY_QUOTE;
+        req.quote = &q;
+        return vctl_call(sock, &qvd, &req);
+}
+
+static void assert_quote_error(Vtpmd__VtpmResponse *resp, Vtpmd__ErrorCode code, const char *needle, const char *what)
+{
+        cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_ERROR, "%s: answered with a %s, not an error", what,
+                     resp->body_case == VTPMD__VTPM_RESPONSE__BODY_QUOTE ? "QuoteReply" : "other body");
+        cr_assert_eq(resp->error->code, code, "%s: %s (%s), not %s", what, vtpmd_error_code_name(resp->error->code),
+                     resp->error->message, vtpmd_error_code_name(code));
+        cr_assert_not_null(strstr(resp->error->message, needle), "%s: the message does not say \"%s\": %s", what,
+                           needle, resp->error->message);
+}
+
+/*
+ * Quote with want_log on a container log larger than a QuoteReply may carry (16 MiB): from record 0 ERR_TOO_LARGE
+ * telling to ask from a later offset; from a later record the rest, whole records, with that log_offset; a log file
+ * over what vtpmd reads (64 MiB): ERR_TOO_LARGE naming the limit; vtpmd keeps serving the instance.
+ *
+ * The log is grown by appending valid CEL-TLV records to the instance's log file while vtpmd runs, not by Measure
+ * calls (hundreds of 256 KiB Measure requests would take far longer than this test may). vtpmd keeps no offset or
+ * record count of a container log in memory: every Measure opens it, takes the flock (taken here too) and scans it
+ * for the next record number (vtpmd/measure.c log_open_locked), and Quote reads the whole file afresh
+ * (vtpmd/control.c quote_read_log). The appended records are not extended into the vTPM, so the log no longer
+ * replays to the quoted PCRs: acceptable here, the test is about the size limits of the quote path, not PCR
+ * consistency (which measure_create_and_reextend and test-vtpmd cover).
+ */
+Test(vtpm, quote_log_limits, .fini = vtpmd_down)
+{
+        char *run = harness_path(dir, "run"), *ready = harness_path(dir, "vtpmd.ready"),
+             *sock = harness_path(run, "vtpmd.sock"), *path;
+        Vtpmd__VtpmResponse *resp;
+        uint64_t n0, n1, n2, from, count = 0;
+        size_t len = 0, start = 0, slen = 0;
+        uint8_t *file;
+        struct stat st;
+        int r, status;
+
+        qstate = harness_path(dir, "state");
+        start_swtpm("host", &host);
+        r = vctl_vtpmd_spawn(vctl_vtpmd_argv(host.tcti, qstate, run, certs, ready, NULL),
+                             harness_path(dir, "vtpmd.log"), ready, 30000, &qvd);
+        cr_assert_eq(r, 0, "vtpmd did not start: %s", strerror(-r));
+        resp = vctl_create_ok(sock, &qvd, "biglog", NULL);
+        path = harness_keep(strdup(resp->created->instance->log));
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        /* Over 16 MiB from record 0, under it from record n0 + 16 on (56 records of about 255 KiB: 14 MiB). */
+        file = read_log(path, &len, &n0, NULL, NULL);
+        free(file);
+        n1 = append_bulk(path, 72);
+        cr_assert_eq(stat(path, &st), 0);
+        cr_assert_gt(st.st_size, QUOTE_LOG_MAX);
+        resp = quote_log(sock, "biglog", true, 0);
+        assert_quote_error(resp, VTPMD__ERROR_CODE__ERR_TOO_LARGE, "ask from a later offset",
+                           "Quote with the log from record 0 of a log over 16 MiB");
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        from = n0 + 16;
+        resp = quote_log(sock, "biglog", true, from);
+        cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_QUOTE, "Quote with the log from record %llu: %s",
+                     (unsigned long long)from,
+                     resp->body_case == VTPMD__VTPM_RESPONSE__BODY_ERROR ? resp->error->message : "not a QuoteReply");
+        cr_assert_eq(resp->quote->log_offset, from);
+        cr_assert_gt(resp->quote->quote->attest.len, 0, "no quote beside the log");
+        cr_assert_leq(resp->quote->log.len, QUOTE_LOG_MAX);
+        /* Whole records: exactly the file's records from `from` to the end, and they parse on their own. */
+        file = read_log(path, &len, &count, NULL, NULL);
+        assert_ok(cscp_eventlog_slice(file, len, CSCP_EVENTLOG_CEL_TLV, from, 0, &start, &slen, &count));
+        cr_assert_eq(count, n1 - from);
+        cr_assert_eq(resp->quote->log.len, slen, "log of %zu bytes from record %llu, the file holds %zu",
+                     resp->quote->log.len, (unsigned long long)from, slen);
+        cr_assert_arr_eq(resp->quote->log.data, file + start, slen, "the log sent differs from the file's records");
+        free(file);
+        {
+                cscp_eventlog_opts_t o = {.first_index = from};
+                cscp_eventlog_t *l = NULL;
+                const cscp_event_t *ev;
+                uint64_t next = from;
+
+                assert_ok(cscp_eventlog_open_mem(resp->quote->log.data, resp->quote->log.len, CSCP_EVENTLOG_CEL_TLV, &o,
+                                                 NULL, &l));
+                while ((r = cscp_eventlog_next(l, &ev)) > 0)
+                        cr_assert_eq(ev->index, next++);
+                cr_assert_eq(r, 0, "the log sent does not parse: %s", cscp_eventlog_error(l));
+                cr_assert_eq(next, n1);
+                cscp_eventlog_free(l);
+        }
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        /* Over 64 MiB of file: refused whatever the offset, naming the limit. */
+        n2 = append_bulk(path, (QUOTE_LOG_FILE_MAX - (size_t)st.st_size) / (BULK_VALUE + 64) + 8);
+        cr_assert_eq(stat(path, &st), 0);
+        cr_assert_gt(st.st_size, QUOTE_LOG_FILE_MAX, "the log grew to only %lld bytes", (long long)st.st_size);
+        resp = quote_log(sock, "biglog", true, n2);
+        assert_quote_error(resp, VTPMD__ERROR_CODE__ERR_TOO_LARGE, "67108864", "Quote with the log of a 64 MiB+ file");
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        /* vtpmd keeps serving: Status, and a Quote without the log. */
+        resp = vctl_status(sock, &qvd, "biglog");
+        cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_STATUS, "Status after the refusals: %s",
+                     resp->body_case == VTPMD__VTPM_RESPONSE__BODY_ERROR ? resp->error->message : "?");
+        cr_assert_str_eq(resp->status->instance->state, "ready");
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        resp = quote_log(sock, "biglog", false, 0);
+        cr_assert_eq(resp->body_case, VTPMD__VTPM_RESPONSE__BODY_QUOTE, "Quote without the log after the refusals: %s",
+                     resp->body_case == VTPMD__VTPM_RESPONSE__BODY_ERROR ? resp->error->message : "?");
+        cr_assert_eq(resp->quote->log.len, 0);
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+
+        /* A clean stop exits 0: under ASan this is where vtpmd's leaks and errors would show. */
+        status = harness_stop(&qvd, SIGTERM, 20000);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                harness_dump_log(&qvd);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vtpmd did not stop cleanly (wait status 0x%x)",
+                  (unsigned)status);
 }

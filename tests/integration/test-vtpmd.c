@@ -23,7 +23,9 @@
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
 
+#include "cel.h"
 #include "core.h"
+#include "eventlog.h"
 #include "error.h"
 #include "harness.h"
 #include "pcr.h"
@@ -1000,6 +1002,380 @@ Test(vtpmd, crash_between_acknowledgement_and_extends)
         cr_assert_eq(cr->body_case, VTPMD__VTPM_RESPONSE__BODY_DESTROYED);
         vtpmd__vtpm_response__free_unpacked(cr, NULL);
         assert_host_pcr_matches_log();
+}
+
+/* ---- the commit point: vtpm-bind + a complete container log, meta written later ------- */
+
+#define CRASH_ENV "CSCP_VTPMD_TEST_CRASH_AT"
+
+/* "bind"/"destroy" per vtpm-bind/vtpm-destroy record of container id in the host log, comma-separated. */
+static char *host_events_of(const char *id)
+{
+        char *path = harness_path(state, "host.log"), *out = harness_keep(calloc(1, 4096));
+        cscp_eventlog_t *l = NULL;
+        const cscp_event_t *ev;
+        int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+        cr_assert_geq(fd, 0, "cannot open %s", path);
+        cr_assert_eq(cscp_eventlog_open_fd(fd, CSCP_EVENTLOG_CEL_TLV, NULL, NULL, &l), 0);
+        while ((r = cscp_eventlog_next(l, &ev)) > 0) {
+                cscp_cm_record_t rec;
+                const char *what;
+
+                if (cscp_cm_decode(ev->data, ev->data_len, &rec) < 0 || rec.kind != CSCP_CM_CONTAINER ||
+                    !rec.f[CSCP_CM_F_CONTAINER_ID].data || rec.f[CSCP_CM_F_CONTAINER_ID].len != strlen(id) ||
+                    memcmp(rec.f[CSCP_CM_F_CONTAINER_ID].data, id, strlen(id)) != 0)
+                        continue;
+                what = rec.f[CSCP_CM_F_EVENT].len == 9 && memcmp(rec.f[CSCP_CM_F_EVENT].data, "vtpm-bind", 9) == 0
+                               ? "bind"
+                               : "destroy";
+                if (out[0])
+                        strcat(out, ",");
+                strcat(out, what);
+        }
+        cr_assert_eq(r, 0, "host log: %s", cscp_eventlog_error(l));
+        cscp_eventlog_free(l);
+        close(fd);
+        return out;
+}
+
+/* Instance directories holding a container log (an instance bound, or half bound, to a container). */
+static int dirs_with_container_log(void)
+{
+        char *root = harness_path(state, "instances");
+        DIR *d = opendir(root);
+        struct dirent *e;
+        int n = 0;
+
+        cr_assert(d, "cannot open %s", root);
+        while ((e = readdir(d)))
+                if (e->d_name[0] != '.' &&
+                    access(harness_path(harness_path(root, e->d_name), "container.log"), F_OK) == 0)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void wait_pool(unsigned want)
+{
+        for (int waited = 0;; waited += 100) {
+                Vtpmd__VtpmResponse *li = list_req();
+                unsigned n = li->listed->pool_ready;
+                vtpmd__vtpm_response__free_unpacked(li, NULL);
+                if (n == want)
+                        return;
+                cr_assert_lt(waited, 60000, "pool never reached %u", want);
+                usleep(100000);
+        }
+}
+
+static const char *const pool1[] = {"--pool", "1", NULL};
+
+/* Starts vtpmd with the crash hook at point, then a Create of id; returns its answer, or NULL when vtpmd died. */
+static Vtpmd__VtpmResponse *create_crashing(const char *point, bool pool, const char *id)
+{
+        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
+        Vtpmd__Create cr = VTPMD__CREATE__INIT;
+        Vtpmd__Measurements ms;
+        Vtpmd__Annotation a = VTPMD__ANNOTATION__INIT, *pa = &a;
+        Vtpmd__VtpmResponse *resp = NULL;
+        vtpmd_client_t *c = NULL;
+        int r;
+
+        setenv(CRASH_ENV, point, 1);
+        r = start_vtpmd(pool ? pool1 : NULL);
+        unsetenv(CRASH_ENV);
+        cr_assert_eq(r, 0, "vtpmd did not start");
+        if (pool)
+                wait_pool(1);
+        vctl_measurements(&ms, true, true);
+        a.key = "org.opencontainers.image.version";
+        a.value = "1.2.3";
+        ms.annotations = &pa;
+        ms.n_annotations = 1;
+        cr.container_id = (char *)id;
+        cr.measurements = &ms;
+        req.body_case = VTPMD__VTPM_REQUEST__BODY_CREATE;
+        req.create = &cr;
+        cr_assert_eq(vtpmd_client_connect(sock_path, 120000, &c), 0);
+        r = vtpmd_client_call(c, &req, &resp);
+        vtpmd_client_free(c);
+        /* The hook kills vtpmd at the point: wait for that (an answer may have gone out just before). */
+        harness_wait(&vd, 20000, NULL);
+        cr_assert(!harness_alive(&vd), "vtpmd survived the crash point %s", point);
+        vd.pid = 0;
+        return r == 0 ? resp : NULL;
+}
+
+/* After the restart: the vTPM of id is bound, its PCRs replay from its log, the host PCR from the host log. */
+static void assert_rebound(const char *id, bool from_pool)
+{
+        Vtpmd__VtpmResponse *st;
+        char *log, *sock, *meta;
+
+        wait_state(id, "ready", 0, 30000);
+        st = status_req(id);
+        cr_assert_eq(st->body_case, VTPMD__VTPM_RESPONSE__BODY_STATUS);
+        cr_assert_eq(st->status->instance->from_pool, from_pool);
+        log = harness_keep(strdup(st->status->instance->log));
+        sock = harness_keep(strdup(st->status->instance->socket));
+        meta = harness_path(st->status->instance->state_dir, "meta");
+        vtpmd__vtpm_response__free_unpacked(st, NULL);
+        assert_host_pcr_matches_log();
+        assert_vtpm_matches_log(sock, log);
+        getrandom_via(sock);
+        cr_assert_str_eq(host_events_of(id), "bind");
+        /* The instance record is written again once the re-adopted vTPM was checked. */
+        for (int waited = 0; !file_contains(meta, "state=ready"); waited += 50) {
+                cr_assert_lt(waited, 10000, "%s never says state=ready", meta);
+                usleep(50000);
+        }
+        cr_assert(file_contains(meta, id), "%s does not name %s", meta, id);
+        st = destroy_req(id, false);
+        cr_assert_eq(st->body_case, VTPMD__VTPM_RESPONSE__BODY_DESTROYED);
+        vtpmd__vtpm_response__free_unpacked(st, NULL);
+        cr_assert_str_eq(host_events_of(id), "bind,destroy");
+        assert_host_pcr_matches_log();
+}
+
+/*
+ * Acknowledged from the pool, vtpmd killed after the extends and before the
+ * instance record (meta still says "pool"): the next vtpmd binds it again from
+ * the host log's vtpm-bind and the complete container log.
+ */
+Test(vtpmd, crash_after_ack_before_instance_record_pool)
+{
+        Vtpmd__VtpmResponse *cr = create_crashing("before-meta", true, "acked-pool");
+
+        cr_assert(cr, "no answer: the crash point is after the acknowledgement");
+        cr_assert_eq(cr->body_case, VTPMD__VTPM_RESPONSE__BODY_CREATED);
+        cr_assert_eq(cr->created->annotations_measured, 1, "the annotation did not travel inside Create");
+        cr_assert(file_contains(harness_path(cr->created->instance->state_dir, "meta"), "state=pool"),
+                  "meta was written before the acknowledgement");
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        cr_assert_eq(start_vtpmd(pool1), 0, "vtpmd did not restart");
+        assert_rebound("acked-pool", true);
+}
+
+/* The same without the pool: meta says "new" (with the container id) at the crash. */
+Test(vtpmd, crash_after_ack_before_instance_record_new)
+{
+        Vtpmd__VtpmResponse *cr = create_crashing("before-meta", false, "acked-new");
+
+        cr_assert(cr, "no answer: the crash point is after the acknowledgement");
+        cr_assert_eq(cr->body_case, VTPMD__VTPM_RESPONSE__BODY_CREATED);
+        cr_assert(file_contains(harness_path(cr->created->instance->state_dir, "meta"), "state=new"));
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not restart");
+        assert_rebound("acked-new", false);
+}
+
+/*
+ * Both logs durable, vtpmd killed before it answered: the client saw no
+ * answer, but the Create is committed: bound at the next start (a retried
+ * hook then finds it, measured with its config).
+ */
+Test(vtpmd, crash_durable_but_not_acknowledged)
+{
+        Vtpmd__VtpmResponse *cr = create_crashing("before-ack", true, "unanswered");
+
+        cr_assert_null(cr, "vtpmd answered before the crash point");
+        cr_assert_eq(dirs_with_container_log(), 1);
+        cr_assert_eq(start_vtpmd(pool1), 0, "vtpmd did not restart");
+        assert_rebound("unanswered", true);
+}
+
+/*
+ * The vtpm-bind record durable, the container log not (a machine crash
+ * before its fsync returned; the hook cuts it in half): never acknowledged.
+ * The next vtpmd records vtpm-destroy and wipes the instance.
+ */
+Test(vtpmd, crash_bind_durable_container_log_torn)
+{
+        Vtpmd__VtpmResponse *cr = create_crashing("torn-log-after-bind", true, "torn");
+
+        cr_assert_null(cr, "vtpmd answered before the crash point");
+        cr_assert_str_eq(host_events_of("torn"), "bind");
+        cr_assert_eq(start_vtpmd(pool1), 0, "vtpmd did not restart");
+        cr = status_req("torn");
+        cr_assert_eq(err_of(cr), VTPMD__ERROR_CODE__ERR_NOT_FOUND, "a Create with a torn log was bound");
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        cr_assert_str_eq(host_events_of("torn"), "bind,destroy");
+        cr_assert_eq(dirs_with_container_log(), 0, "the half-bound instance was not wiped");
+        assert_host_pcr_matches_log();
+        wait_pool(1);
+        vtpmd__vtpm_response__free_unpacked(create_ok("after-torn"), NULL);
+}
+
+/* Killed after the container log was written, before the vtpm-bind record: no binding, the instance wiped. */
+Test(vtpmd, crash_before_bind_record)
+{
+        Vtpmd__VtpmResponse *cr = create_crashing("before-bind", true, "unbound");
+
+        cr_assert_null(cr, "vtpmd answered before the crash point");
+        cr_assert_str_eq(host_events_of("unbound"), "");
+        cr_assert_eq(dirs_with_container_log(), 1);
+        cr_assert_eq(start_vtpmd(pool1), 0, "vtpmd did not restart");
+        cr = status_req("unbound");
+        cr_assert_eq(err_of(cr), VTPMD__ERROR_CODE__ERR_NOT_FOUND);
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        cr_assert_eq(dirs_with_container_log(), 0, "the half-bound pool instance was not wiped");
+        cr_assert_str_eq(host_events_of("unbound"), "");
+        wait_pool(1);
+        cr = create_ok("unbound"); /* the id is free */
+        cr_assert(cr->created->instance->from_pool);
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        cr_assert_str_eq(host_events_of("unbound"), "bind");
+        assert_host_pcr_matches_log();
+}
+
+/*
+ * The instance record could not be written after the acknowledgement (the
+ * hook "skip-meta" makes it fail); a Measure appends to the container log
+ * after "create"; vtpmd is killed: the next one still binds the vTPM (the
+ * log is complete up to "create"), with the Measure's record re-extended.
+ */
+Test(vtpmd, instance_record_lost_then_measure_then_crash)
+{
+        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
+        Vtpmd__Measure m = VTPMD__MEASURE__INIT;
+        Vtpmd__MeasureField f = VTPMD__MEASURE_FIELD__INIT, *pf = &f;
+        Vtpmd__VtpmResponse *cr;
+        char *meta;
+        int r;
+
+        setenv(CRASH_ENV, "skip-meta", 1);
+        r = start_vtpmd(pool1);
+        unsetenv(CRASH_ENV);
+        cr_assert_eq(r, 0, "vtpmd did not start");
+        wait_pool(1);
+        cr = create_ok("no-meta");
+        meta = harness_path(cr->created->instance->state_dir, "meta");
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        f.type = CSCP_CM_F_EVENT;
+        f.value = (ProtobufCBinaryData){.data = (uint8_t *)"later", .len = 5};
+        m.container_id = "no-meta";
+        m.pcr = 11; /* checked by assert_rebound (PCRs 11, 12) */
+        m.kind = CSCP_CM_CONTAINER;
+        m.fields = &pf;
+        m.n_fields = 1;
+        req.body_case = VTPMD__VTPM_REQUEST__BODY_MEASURE;
+        req.measure = &m;
+        cr = call(&req);
+        cr_assert_eq(cr->body_case, VTPMD__VTPM_RESPONSE__BODY_MEASURED);
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        cr_assert(file_contains(meta, "state=pool"), "the hook did not keep meta from being written");
+        harness_stop(&vd, SIGKILL, 5000);
+        vd.pid = 0;
+        cr_assert_eq(start_vtpmd(pool1), 0, "vtpmd did not restart");
+        assert_rebound("no-meta", true);
+}
+
+/* Destroy killed after its vtpm-destroy record, before it removed the instance: the next vtpmd finishes it. */
+Test(vtpmd, crash_destroy_after_record)
+{
+        Vtpmd__VtpmResponse *cr;
+        vtpmd_client_t *c = NULL;
+        Vtpmd__VtpmRequest req = VTPMD__VTPM_REQUEST__INIT;
+        Vtpmd__Destroy de = VTPMD__DESTROY__INIT;
+        int r;
+
+        setenv(CRASH_ENV, "destroy-after-record", 1);
+        r = start_vtpmd(NULL);
+        unsetenv(CRASH_ENV);
+        cr_assert_eq(r, 0, "vtpmd did not start");
+        vtpmd__vtpm_response__free_unpacked(create_ok("gone"), NULL);
+        de.container_id = "gone";
+        req.body_case = VTPMD__VTPM_REQUEST__BODY_DESTROY;
+        req.destroy = &de;
+        cr_assert_eq(vtpmd_client_connect(sock_path, 120000, &c), 0);
+        cr = NULL;
+        r = vtpmd_client_call(c, &req, &cr);
+        vtpmd_client_free(c);
+        cr_assert_neq(r, 0, "Destroy was answered before the crash point");
+        harness_wait(&vd, 20000, NULL);
+        vd.pid = 0;
+        cr_assert_str_eq(host_events_of("gone"), "bind,destroy");
+        cr_assert_eq(dirs_with_container_log(), 1);
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not restart");
+        cr = status_req("gone");
+        cr_assert_eq(err_of(cr), VTPMD__ERROR_CODE__ERR_NOT_FOUND, "a destroyed vTPM came back");
+        vtpmd__vtpm_response__free_unpacked(cr, NULL);
+        cr_assert_eq(dirs_with_container_log(), 0);
+        cr_assert_str_eq(host_events_of("gone"), "bind,destroy");
+        assert_host_pcr_matches_log();
+}
+
+/* "kind:event:name" per record of a container log, comma-separated (event and name when present). */
+static char *log_outline(const char *path)
+{
+        char *out = harness_keep(calloc(1, 8192));
+        cscp_eventlog_t *l = NULL;
+        const cscp_event_t *ev;
+        int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+        cr_assert_geq(fd, 0, "cannot open %s", path);
+        cr_assert_eq(cscp_eventlog_open_fd(fd, CSCP_EVENTLOG_CEL_TLV, NULL, NULL, &l), 0);
+        while ((r = cscp_eventlog_next(l, &ev)) > 0) {
+                cscp_cm_record_t rec;
+                char item[256];
+
+                cr_assert_eq(cscp_cm_decode(ev->data, ev->data_len, &rec), 0);
+                snprintf(item, sizeof(item), "%s%s:%.*s:%.*s", out[0] ? "," : "", cscp_cm_kind_name(rec.kind),
+                         rec.f[CSCP_CM_F_EVENT].data ? (int)rec.f[CSCP_CM_F_EVENT].len : 0,
+                         rec.f[CSCP_CM_F_EVENT].data ? (const char *)rec.f[CSCP_CM_F_EVENT].data : "",
+                         rec.f[CSCP_CM_F_NAME].data && rec.kind == CSCP_CM_CONFIG ? (int)rec.f[CSCP_CM_F_NAME].len : 0,
+                         rec.f[CSCP_CM_F_NAME].data ? (const char *)rec.f[CSCP_CM_F_NAME].data : "");
+                cr_assert_lt(strlen(out) + strlen(item), 8192);
+                strcat(out, item);
+        }
+        cr_assert_eq(r, 0, "%s: %s", path, cscp_eventlog_error(l));
+        cscp_eventlog_free(l);
+        close(fd);
+        return out;
+}
+
+/*
+ * Image annotations travel inside Create: one CONFIG "annotation" record each,
+ * in the order given, after the env records and before the closing "create"
+ * (the commit marker recovery looks for); Created says how many. An empty key
+ * is refused before anything happens; Measure (what older hooks send after
+ * Create) still works.
+ */
+Test(vtpmd, create_carries_annotations)
+{
+        Vtpmd__Measurements ms;
+        Vtpmd__Annotation a[2] = {VTPMD__ANNOTATION__INIT, VTPMD__ANNOTATION__INIT}, *pa[2] = {&a[0], &a[1]};
+        Vtpmd__VtpmResponse *resp;
+        char *log;
+
+        cr_assert_eq(start_vtpmd(NULL), 0, "vtpmd did not start");
+        vctl_measurements(&ms, true, false);
+        a[0].key = "org.opencontainers.image.ref.name";
+        a[0].value = "busybox";
+        a[1].key = "org.opencontainers.image.version";
+        a[1].value = "1.36";
+        ms.annotations = pa;
+        ms.n_annotations = 2;
+        resp = vctl_create_ok(sock_path, &vd, "annotated", &ms);
+        cr_assert_eq(resp->created->annotations_measured, 2);
+        log = harness_keep(strdup(resp->created->instance->log));
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        cr_assert_str_eq(log_outline(log), "version::,config::,process:arg:,process:arg:,process:arg:,"
+                                           "config:annotation:org.opencontainers.image.ref.name,"
+                                           "config:annotation:org.opencontainers.image.version,container:create:");
+        cr_assert_eq(vtpm_log_create_complete(log, "annotated"), 1);
+        cr_assert_eq(vtpm_log_create_complete(log, "another"), 0);
+        assert_vtpm_matches_log(harness_path(harness_path(harness_path(run, "vtpm"), "annotated"), "tpm.sock"), log);
+
+        a[1].key = "";
+        resp = vctl_create(sock_path, &vd, "empty-key", &ms);
+        cr_assert_eq(err_of(resp), VTPMD__ERROR_CODE__ERR_BAD_REQUEST, "an annotation without a key was accepted");
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        resp = status_req("empty-key");
+        cr_assert_eq(err_of(resp), VTPMD__ERROR_CODE__ERR_NOT_FOUND);
+        vtpmd__vtpm_response__free_unpacked(resp, NULL);
+        assert_serving();
 }
 
 /* ---- a full disk ------------------------------------------------------------------ */

@@ -16,6 +16,8 @@
 #include "cscp/cel.h"
 #include "cscp/error.h"
 #include "cscp/policy.h"
+#include "cscp/tdx.h"
+#include "cscp/util.h"
 #include "harness.h"
 
 #define D256(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
@@ -503,4 +505,498 @@ Test(appraisal, details_are_printable)
         cr_assert(strstr(v[0].detail, "/tmp/?[31mred\xef\xbf\xbd"), "%s", v[0].detail);
         cscp_appraisal_free(a);
         cscp_policy_free(p);
+}
+
+/* ---------------------------------------------------------------- tdx section
+ * Against the three real TD quotes of ../shared/fixtures/tdx/go-tdx-guest,
+ * parsed by cscp_tdx_quote_parse. The values below are the ones
+ * expected.json states for each quote (source: go-tdx-guest tests). */
+
+#define Z96 "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+typedef struct tdx_fixture {
+        const char *file;
+        const char *mrtd, *rtmr[4];
+        const char *mrseam; /* NULL: not stated by the source */
+} tdx_fixture_t;
+
+static const tdx_fixture_t tdx_fixtures[] = {
+        {"tdx_prod_quote_SPR_E4.dat",
+         "6363b8043668a3ad953278e10389574d326c6749fb78aa810ecd9336923db86f22fc00b8dcd404bc10d5e119d7215cbb",
+         {"2927da70461cd63266f43230cc1849c03ef25ebe490062a801d8fcc80af42976823adf08f833c1e50b51779c6593f32a",
+          "2c700b8ba9b85783f8be9fb9443647bdc0bb3c50747f06297cc6538c25a5f589c4b56d035c59107c6bc5800db2cacb61",
+          "8652f0caaba7e215ea442dc36a4499d8fec3362f3a0b2ca151cbe4b3e6466fe59c7368b3c2287fc7c3bf5c924eb4424e", Z96},
+         "2fd279c16164a93dd5bf373d834328d46008c2b693af9ebb865b08b2ced320c9a89b4869a9fab60fbe9d0c5a5363c656"},
+        {"ccel_cos-113-tdx-quote.dat",
+         "dae67181d3d65e073ad8f95b7907d5e927bfe9761c9ff3e9b89734a45d8954dba41394c7717cb2735396c1d04231f94a",
+         {"3fa2f61f395b7f5feefb4ec2df61297f109ad8abcd6410c1b7df60f21f37b19297fc35e544039c7e1edece752afd17f6",
+          "f62dbc072bd5d3f3438b7b35c39a727f5aea2ffc2473f43723953f530daf62504f0a7944aa62c41a86e8a878c2b122c1",
+          "4969684dc87381fc3b3134176c8d8806eaf0a901859f5f70cfae8d17714b46c10a8de219048c9fc09f11f381a6fbe7c1", Z96},
+         NULL},
+        {"quote_v5_sample.dat",
+         "7348651a34b2d2d3462822e3a750ec6110125f36757c78480bbfc69cc0d21fb001a1ced3ee19747dda8f750c3bc8f876",
+         {"5c8daf76063a71ac8fcef4067564661fc682ed7944c7a5d21dbbced02f61ceff4ba0678c6aef3bdae8cbc614cec24619",
+          "463acaace1b6e97c76e92e41fe312aa66f3fd4dad60ec7acf169859db0343e3d1e591646795cdc80fbc0ca5f7041d253",
+          "6369b9c9a3b791ebcbdc5a0bb9536cfb57f50df2b393b33c8b29616d3568baa61f4b59dc6092e31ea8764bcbdfc69f20", Z96},
+         "7bf063280e94fb051f5dd7b1fc59ce9aac42bb961df8d44b709c9b0ff87a7b4df648657ba6d1189589feab1d5a3c9a9d"},
+};
+#define N_TDX_FIXTURES (sizeof(tdx_fixtures) / sizeof(tdx_fixtures[0]))
+
+typedef struct tdx_loaded {
+        uint8_t *buf; /* the parsed quote borrows it */
+        size_t len;
+        cscp_tdx_quote_t q;
+} tdx_loaded_t;
+
+static void tdx_load(const tdx_fixture_t *f, tdx_loaded_t *ret)
+{
+        const char *fx = harness_fixtures_dir();
+        char *dir, err[256];
+        struct stat st;
+        int r;
+
+        if (!fx)
+                cr_skip_test("../shared/fixtures not found (set CSCP_FIXTURES)");
+        dir = harness_path(fx, "tdx/go-tdx-guest");
+        if (stat(dir, &st) < 0)
+                cr_skip_test("%s absent: no TDX fixtures", dir);
+        r = cscp_file_read(harness_path(dir, f->file), CSCP_TDX_QUOTE_MAX, &ret->buf, &ret->len);
+        cr_assert_eq(r, 0, "%s: %s", f->file, cscp_strerror(r));
+        r = cscp_tdx_quote_parse(ret->buf, ret->len, &ret->q, err, sizeof(err));
+        cr_assert_eq(r, 0, "%s: %s", f->file, err);
+}
+
+/* A policy naming f's MRTD and RTMR0..3 (and MRSEAM when stated); rtmr_override replaces RTMR n's value. */
+static char *tdx_policy_text(const tdx_fixture_t *f, int override_reg, const char *override, const char *extra)
+{
+        char *t = NULL;
+        const char *r[4];
+
+        for (int i = 0; i < 4; i++)
+                r[i] = i == override_reg ? override : f->rtmr[i];
+        cr_assert_geq(asprintf(&t,
+                               "version: 1\n"
+                               "tdx:\n"
+                               "  mrtd: [\"%s\"]\n"
+                               "  rtmrs:\n"
+                               "    0: \"%s\"\n"
+                               "    1: [\"%s\"]\n"
+                               "    2: [\"%s\"]\n"
+                               "    3: [%s]\n"
+                               "%s%s%s"
+                               "  mrconfigid: \"" Z96 "\"\n"
+                               "%s",
+                               f->mrtd, r[0], r[1], r[2], r[3], f->mrseam ? "  mrseam: [\"" : "",
+                               f->mrseam ? f->mrseam : "", f->mrseam ? "\"]\n" : "", extra ? extra : ""),
+                      0);
+        return t;
+}
+
+static const cscp_violation_t *tdx_appraise(const cscp_policy_t *p, const cscp_tdx_quote_t *q, cscp_appraisal_t **a,
+                                            size_t *n)
+{
+        cr_assert_eq(cscp_appraisal_new(p, a), 0);
+        cr_assert_eq(cscp_appraisal_tdx(*a, "host-tdx-quote", q), 0);
+        return cscp_appraisal_violations(*a, n);
+}
+
+Test(tdx_policy, fixture_quotes_satisfy_their_stated_values)
+{
+        char *all = NULL;
+
+        for (size_t i = 0; i < N_TDX_FIXTURES; i++) {
+                const tdx_fixture_t *f = &tdx_fixtures[i];
+                tdx_loaded_t l;
+                cscp_appraisal_t *a;
+                size_t n = 99;
+                char *text;
+                cscp_policy_t *p;
+                const cscp_violation_t *v;
+
+                tdx_load(f, &l);
+                cr_assert_eq(l.q.td_attributes[0] & 1, 0, "%s: a production quote with DEBUG set", f->file);
+                text = tdx_policy_text(f, -1, NULL, NULL);
+                p = parse_ok(text);
+                cr_assert(cscp_policy_has_tdx(p));
+                cr_assert_not(cscp_policy_has_host_pcrs(p));
+                v = tdx_appraise(p, &l.q, &a, &n);
+                cr_assert_eq(n, 0, "%s: %zu violation(s), first: %s: %s", f->file, n, n ? v[0].rule : "",
+                             n ? v[0].detail : "");
+                cscp_appraisal_free(a);
+                cscp_policy_free(p);
+                if (i == 0)
+                        seed("tdx", '0', text);
+                free(text);
+                free(l.buf);
+        }
+        /* One policy for the three platforms: any one of the listed values. */
+        cr_assert_geq(asprintf(&all,
+                               "tdx:\n  mrtd:\n    - %s\n    - %s\n    - %s\n  rtmrs:\n    3: " Z96 "\n"
+                               "  tcb_status: [UpToDate, SWHardeningNeeded]\n",
+                               tdx_fixtures[0].mrtd, tdx_fixtures[1].mrtd, tdx_fixtures[2].mrtd),
+                      0);
+        {
+                cscp_policy_t *p = parse_ok(all);
+                for (size_t i = 0; i < N_TDX_FIXTURES; i++) {
+                        tdx_loaded_t l;
+                        cscp_appraisal_t *a;
+                        size_t n = 99;
+                        tdx_load(&tdx_fixtures[i], &l);
+                        tdx_appraise(p, &l.q, &a, &n);
+                        cr_assert_eq(n, 0, "%s", tdx_fixtures[i].file);
+                        cscp_appraisal_free(a);
+                        free(l.buf);
+                }
+                cscp_policy_free(p);
+        }
+        seed("tdx-any", '0', all);
+        free(all);
+}
+
+Test(tdx_policy, one_wrong_value_names_register_and_both_values)
+{
+        /* RTMR1 of the policy differs from the quote's in its last byte */
+        for (size_t i = 0; i < N_TDX_FIXTURES; i++) {
+                const tdx_fixture_t *f = &tdx_fixtures[i];
+                char wrong[97], *text;
+                tdx_loaded_t l;
+                cscp_appraisal_t *a;
+                cscp_policy_t *p;
+                const cscp_violation_t *v;
+                size_t n = 0;
+
+                tdx_load(f, &l);
+                snprintf(wrong, sizeof(wrong), "%s", f->rtmr[1]);
+                wrong[95] = wrong[95] == '0' ? '1' : '0';
+                text = tdx_policy_text(f, 1, wrong, NULL);
+                p = parse_ok(text);
+                v = tdx_appraise(p, &l.q, &a, &n);
+                cr_assert_eq(n, 1, "%s: %zu violations", f->file, n);
+                cr_assert_str_eq(v[0].rule, "tdx.rtmrs");
+                cr_assert_str_eq(v[0].log, "host-tdx-quote");
+                cr_assert_eq(v[0].event, -1);
+                cr_assert(strstr(v[0].detail, "RTMR1 is "), "%s", v[0].detail);
+                cr_assert(strstr(v[0].detail, f->rtmr[1]), "quoted value missing: %s", v[0].detail);
+                cr_assert(strstr(v[0].detail, wrong), "policy value missing: %s", v[0].detail);
+                cr_assert_null(strstr(v[0].detail, "RTMR0"), "%s", v[0].detail);
+                cscp_appraisal_free(a);
+                cscp_policy_free(p);
+                free(text);
+
+                /* MRTD not among two allowed values; every other register still right */
+                char *t2 = NULL;
+                cr_assert_geq(asprintf(&t2, "tdx:\n  mrtd: [\"%s\", \"%s\"]\n  rtmrs: {0: \"%s\"}\n",
+                                       tdx_fixtures[(i + 1) % N_TDX_FIXTURES].mrtd,
+                                       tdx_fixtures[(i + 2) % N_TDX_FIXTURES].mrtd, f->rtmr[0]),
+                              0);
+                p = parse_ok(t2);
+                v = tdx_appraise(p, &l.q, &a, &n);
+                cr_assert_eq(n, 1, "%s: %zu violations", f->file, n);
+                cr_assert_str_eq(v[0].rule, "tdx.mrtd");
+                cr_assert(strstr(v[0].detail, "MRTD is "), "%s", v[0].detail);
+                cr_assert(strstr(v[0].detail, f->mrtd), "%s", v[0].detail);
+                cr_assert(strstr(v[0].detail, "not one of the 2"), "%s", v[0].detail);
+                cr_assert(strstr(v[0].detail, tdx_fixtures[(i + 1) % N_TDX_FIXTURES].mrtd), "%s", v[0].detail);
+                cr_assert(strstr(v[0].detail, tdx_fixtures[(i + 2) % N_TDX_FIXTURES].mrtd), "%s", v[0].detail);
+                cscp_appraisal_free(a);
+                cscp_policy_free(p);
+                free(t2);
+
+                /* every register wrong: one violation each, in register order */
+                cr_assert_geq(asprintf(&t2,
+                                       "tdx:\n  mrtd: " Z96 "\n  mrseam: " Z96 "\n  mrsignerseam: [\"%.95s1\"]\n"
+                                       "  mrowner: [\"%.95s1\"]\n  mrownerconfig: [\"%.95s1\"]\n"
+                                       "  mrconfigid: [\"%.95s1\"]\n  rtmrs: {0: " Z96 ", 1: " Z96 ", 2: " Z96
+                                       ", 3: \"%.95s1\"}\n",
+                                       Z96, Z96, Z96, Z96, Z96),
+                              0);
+                p = parse_ok(t2);
+                v = tdx_appraise(p, &l.q, &a, &n);
+                static const char *const names[] = {"MRTD",          "MRSEAM", "MRSIGNERSEAM", "MRCONFIGID", "MROWNER",
+                                                    "MROWNERCONFIG", "RTMR0",  "RTMR1",        "RTMR2",      "RTMR3"};
+                static const char *const rules[] = {
+                        "tdx.mrtd",          "tdx.mrseam", "tdx.mrsignerseam", "tdx.mrconfigid", "tdx.mrowner",
+                        "tdx.mrownerconfig", "tdx.rtmrs",  "tdx.rtmrs",        "tdx.rtmrs",      "tdx.rtmrs"};
+                cr_assert_eq(n, 10, "%s: %zu violations", f->file, n);
+                for (size_t k = 0; k < 10; k++) {
+                        char want[32];
+                        snprintf(want, sizeof(want), "%s is ", names[k]);
+                        cr_assert(strncmp(v[k].detail, want, strlen(want)) == 0, "%zu: %s", k, v[k].detail);
+                        cr_assert_str_eq(v[k].rule, rules[k]);
+                }
+                cscp_appraisal_free(a);
+                cscp_policy_free(p);
+                free(t2);
+                free(l.buf);
+        }
+}
+
+Test(tdx_policy, debug_bit)
+{
+        tdx_loaded_t l;
+        cscp_tdx_quote_t dbg;
+        cscp_appraisal_t *a;
+        const cscp_violation_t *v;
+        cscp_policy_t *p;
+        size_t n = 0;
+        char *text;
+
+        tdx_load(&tdx_fixtures[1], &l);
+        dbg = l.q;
+        dbg.td_attributes[0] |= 0x01; /* TDATTRIBUTES.DEBUG */
+
+        /* the stated values still match: the debug bit alone is the violation */
+        text = tdx_policy_text(&tdx_fixtures[1], -1, NULL, NULL);
+        p = parse_ok(text);
+        v = tdx_appraise(p, &dbg, &a, &n);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(v[0].rule, "tdx.allow_debug");
+        cr_assert(strstr(v[0].detail, "debug mode (TDATTRIBUTES 0100001000000000"), "%s", v[0].detail);
+        cscp_appraisal_free(a);
+        cscp_policy_free(p);
+        free(text);
+
+        /* allow_debug: true accepts it; false is the default and says so explicitly too */
+        text = tdx_policy_text(&tdx_fixtures[1], -1, NULL, "  allow_debug: true\n");
+        p = parse_ok(text);
+        tdx_appraise(p, &dbg, &a, &n);
+        cr_assert_eq(n, 0);
+        cscp_appraisal_free(a);
+        cscp_policy_free(p);
+        free(text);
+        p = parse_ok("tdx:\n  allow_debug: false\n");
+        tdx_appraise(p, &dbg, &a, &n);
+        cr_assert_eq(n, 1);
+        cscp_appraisal_free(a);
+        tdx_appraise(p, &l.q, &a, &n);
+        cr_assert_eq(n, 0, "the real quote's DEBUG bit is clear");
+        cscp_appraisal_free(a);
+        cscp_policy_free(p);
+
+        /* an empty tdx section still refuses debug TDs; other bits of TDATTRIBUTES are not the debug bit */
+        p = parse_ok("tdx: {}\n");
+        tdx_appraise(p, &dbg, &a, &n);
+        cr_assert_eq(n, 1);
+        cscp_appraisal_free(a);
+        dbg = l.q;
+        dbg.td_attributes[0] |= 0xfe;
+        dbg.td_attributes[7] |= 0x01;
+        tdx_appraise(p, &dbg, &a, &n);
+        cr_assert_eq(n, 0);
+        cscp_appraisal_free(a);
+        cscp_policy_free(p);
+
+        /* no tdx section: nothing about a TD quote is checked */
+        p = parse_ok("resets:\n  allow_reboot: true\n");
+        dbg.td_attributes[0] |= 0x01;
+        tdx_appraise(p, &dbg, &a, &n);
+        cr_assert_eq(n, 0);
+        cr_assert_eq(cscp_appraisal_tdx(a, NULL, NULL), 0);
+        cscp_appraisal_violations(a, &n);
+        cr_assert_eq(n, 0);
+        cscp_appraisal_free(a);
+        cscp_policy_free(p);
+        free(l.buf);
+}
+
+Test(tdx_policy, accessors_and_missing_quote)
+{
+        cscp_policy_t *p;
+        cscp_appraisal_t *a;
+        const cscp_violation_t *v;
+        const char *const *l = (const char *const *)1;
+        size_t n = 7;
+
+        p = parse_ok("tdx:\n  mrtd: " Z96 "\n  tcb_status: [SWHardeningNeeded, UpToDate, OutOfDate]\n");
+        cr_assert(cscp_policy_has_tdx(p));
+        cr_assert(cscp_policy_tdx_tcb_allowed(p, &l, &n));
+        cr_assert_eq(n, 3);
+        cr_assert_str_eq(l[0], "SWHardeningNeeded");
+        cr_assert_str_eq(l[2], "OutOfDate");
+        cr_assert_eq(cscp_appraisal_new(p, &a), 0);
+        cr_assert_eq(cscp_appraisal_tdx(a, NULL, NULL), 0);
+        v = cscp_appraisal_violations(a, &n);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(v[0].rule, "tdx");
+        cr_assert_str_eq(v[0].log, "tdx-quote");
+        cr_assert(strstr(v[0].detail, "no TD quote"), "%s", v[0].detail);
+        cscp_appraisal_free(a);
+        cscp_policy_free(p);
+
+        p = parse_ok("tdx:\n  tcb_status: ConfigurationNeeded\n");
+        cr_assert(cscp_policy_tdx_tcb_allowed(p, &l, &n));
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(l[0], "ConfigurationNeeded");
+        cscp_policy_free(p);
+
+        p = parse_ok("tdx:\n  allow_debug: no\n");
+        cr_assert_not(cscp_policy_tdx_tcb_allowed(p, &l, &n));
+        cr_assert_null(l);
+        cr_assert_eq(n, 0);
+        cscp_policy_free(p);
+
+        p = parse_ok("boot:\n  pcrs:\n    sha256:\n      4: "
+                     "\"1111111111111111111111111111111111111111111111111111111111111111\"\n");
+        cr_assert_not(cscp_policy_has_tdx(p));
+        cr_assert(cscp_policy_has_host_pcrs(p));
+        cr_assert_not(cscp_policy_tdx_tcb_allowed(p, NULL, NULL));
+        cscp_policy_free(p);
+        cr_assert_not(cscp_policy_has_tdx(NULL));
+        cr_assert_not(cscp_policy_has_host_pcrs(NULL));
+        cr_assert_eq(cscp_appraisal_tdx(NULL, NULL, NULL), -EINVAL);
+}
+
+Test(tdx_policy, malformed_sections_name_line_and_column)
+{
+        /* hex length: 95, 97 and 98 characters; not hex; a SHA-256 value */
+        parse_bad("tdx:\n  mrtd: [\"" Z96 "\", \"" Z96 "0\"]\n",
+                  "line 2, column 110: tdx.mrtd: '0000000000000000...' is not 96 hex");
+        parse_bad("tdx:\n  mrtd: \"00" Z96 "\"\n", "line 2, column 9: tdx.mrtd");
+        parse_bad("tdx:\n  mrtd: \"" Z96 "\"\n  mrseam: \""
+                  "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\"\n",
+                  "line 3, column 11: tdx.mrseam");
+        parse_bad("tdx:\n  rtmrs:\n    1: [\"zz" Z96 "\"]\n", "line 3, column 9: tdx.rtmrs: RTMR1: 'zz00");
+        parse_bad("tdx:\n  mrconfigid: sha384:" Z96 "\n", "line 2, column 15: tdx.mrconfigid");
+        parse_bad("tdx:\n  mrowner: [\"1111111111111111111111111111111111111111111111111111111111111111\"]\n",
+                  "is not 96 hex characters");
+        /* unknown keys */
+        parse_bad("tdx:\n  mrtdd: " Z96 "\n", "line 2, column 3: tdx: unknown key 'mrtdd'");
+        parse_bad("tdx:\n  rtmr0: " Z96 "\n", "unknown key 'rtmr0' (mrtd, rtmrs,");
+        parse_bad("tdx:\n  rtmrs:\n    4: " Z96 "\n", "line 3, column 5: tdx.rtmrs index");
+        parse_bad("tdx:\n  rtmrs:\n    rtmr0: " Z96 "\n", "line 3, column 5: tdx.rtmrs index");
+        parse_bad("tdxx:\n  mrtd: " Z96 "\n",
+                  "line 1, column 1: unknown key 'tdxx' (version, boot, ima, container, resets, tdx)");
+        /* wrong types */
+        parse_bad("tdx:\n  allow_debug: maybe\n", "line 2, column 16: tdx.allow_debug: expected true or false");
+        parse_bad("tdx:\n  mrtd: {a: b}\n", "line 2, column 9: tdx.mrtd: expected a list");
+        parse_bad("tdx:\n  mrtd: [[" Z96 "]]\n", "line 2, column 10: tdx.mrtd: expected 96 hex");
+        parse_bad("tdx:\n  rtmrs: [" Z96 "]\n", "line 2, column 10: tdx.rtmrs: expected a mapping");
+        parse_bad("tdx: [1]\n", "line 1, column 6: tdx: expected a mapping");
+        parse_bad("tdx:\n", "tdx: expected a mapping");
+        parse_bad("tdx:\n  tcb_status: {UpToDate: 1}\n", "tdx.tcb_status: expected a list");
+        /* empty lists, a register twice, statuses */
+        parse_bad("tdx:\n  mrtd: []\n", "line 2, column 9: tdx.mrtd: empty list");
+        parse_bad("tdx:\n  rtmrs:\n    0: " Z96 "\n    00: " Z96 "\n",
+                  "line 4, column 9: tdx.rtmrs: RTMR0: given twice");
+        parse_bad("tdx:\n  mrtd: " Z96 "\n  mrtd: " Z96 "\n", "duplicate key 'mrtd'");
+        parse_bad("tdx:\n  tcb_status: []\n", "tdx.tcb_status: empty list");
+        parse_bad("tdx:\n  tcb_status: [UpToDate, uptodate]\n",
+                  "line 2, column 26: tdx.tcb_status: unknown status 'uptodate' (UpToDate, SWHardeningNeeded");
+        parse_bad("tdx:\n  tcb_status: [OutOfDate, Revoked]\n", "line 2, column 27: tdx.tcb_status: Revoked is never");
+        parse_bad("tdx:\n  tcb_status: [\"no matching TCB level\"]\n", "unknown status 'no matching TCB level'");
+        seed("tdx-bad", '0', "tdx:\n  rtmrs:\n    0: " Z96 "\n    00: [\"" Z96 "\"]\n  tcb_status: [Revoked]\n");
+}
+
+/* The CCEL of the COS quote, replayed as the verifier replays it: SHA-384 "PCRs" 1..4 = RTMR0..3. */
+static void ccel_replay(cscp_replay_t *rp)
+{
+        const char *fx = harness_fixtures_dir();
+        cscp_eventlog_t *l = NULL;
+        const cscp_event_t *ev;
+        uint8_t *area;
+        size_t len;
+        char *dir;
+        struct stat st;
+        int r;
+
+        if (!fx)
+                cr_skip_test("../shared/fixtures not found (set CSCP_FIXTURES)");
+        dir = harness_path(fx, "tdx/go-tdx-guest");
+        if (stat(dir, &st) < 0)
+                cr_skip_test("%s absent: no TDX fixtures", dir);
+        r = cscp_file_read(harness_path(dir, "ccel_ccel_data.dat"), 1 << 20, &area, &len);
+        cr_assert_eq(r, 0, "%s", cscp_strerror(r));
+        while (len > 0 && area[len - 1] == 0xff) /* the ACPI area is padded with 0xFF after the log */
+                len--;
+        cscp_replay_init(rp);
+        cr_assert_eq(cscp_eventlog_open_mem(area, len, CSCP_EVENTLOG_TCG, NULL, NULL, &l), 0);
+        while ((r = cscp_eventlog_next(l, &ev)) > 0)
+                cr_assert_eq(cscp_replay_extend(rp, ev), 0);
+        cr_assert_eq(r, 0, "%s", cscp_eventlog_error(l));
+        cscp_eventlog_free(l);
+        free(area);
+}
+
+Test(tdx_policy, ccel_rtmrs_hold_still_when_rtmr2_moves)
+{
+        const tdx_fixture_t *f = &tdx_fixtures[1]; /* the COS quote: its CCEL is a fixture too */
+        cscp_replay_t rp;
+        tdx_loaded_t l;
+        cscp_appraisal_t *a;
+        const cscp_violation_t *v;
+        cscp_policy_t *p;
+        size_t n = 0;
+        char *text = NULL, wrong[97];
+
+        ccel_replay(&rp);
+        tdx_load(f, &l);
+        cr_assert_geq(asprintf(&text,
+                               "tdx:\n  mrtd: %s\n  rtmrs:\n    2: %s\n  ccel_rtmrs:\n    0: %s\n    1: [%s]\n"
+                               "    2: [\"%s\"]\n    3: " Z96 "\n",
+                               f->mrtd, f->rtmr[2], f->rtmr[0], f->rtmr[1], f->rtmr[2]),
+                      0);
+        p = parse_ok(text);
+        seed("tdx-ccel", '0', text);
+        free(text);
+
+        /* the quote and the CCEL of the same boot: nothing to say */
+        cr_assert_eq(cscp_appraisal_new(p, &a), 0);
+        cr_assert_eq(cscp_appraisal_log(a, "ccel", CSCP_EVENTLOG_TCG), 0);
+        cr_assert_eq(cscp_appraisal_tdx_ccel(a, NULL, &rp), 0);
+        cr_assert_eq(cscp_appraisal_tdx(a, NULL, &l.q), 0);
+        cscp_appraisal_violations(a, &n);
+        cr_assert_eq(n, 0);
+        cscp_appraisal_free(a);
+
+        /* vtpmd extended RTMR2 after boot (a container started): the quoted RTMR2 no longer matches
+         * the pinned value, the CCEL's contribution still does */
+        l.q.rtmr[2][0] ^= 0x80;
+        cr_assert_eq(cscp_appraisal_new(p, &a), 0);
+        cr_assert_eq(cscp_appraisal_log(a, "ccel", CSCP_EVENTLOG_TCG), 0);
+        cr_assert_eq(cscp_appraisal_tdx_ccel(a, NULL, &rp), 0);
+        cr_assert_eq(cscp_appraisal_tdx(a, NULL, &l.q), 0);
+        v = cscp_appraisal_violations(a, &n);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(v[0].rule, "tdx.rtmrs");
+        cr_assert(strstr(v[0].detail, "RTMR2 is "), "%s", v[0].detail);
+        cscp_appraisal_free(a);
+        cscp_policy_free(p);
+
+        /* a CCEL replaying elsewhere: names the RTMR, the CC index, both values; the log is the CCEL's */
+        snprintf(wrong, sizeof(wrong), "%s", f->rtmr[2]);
+        wrong[0] = wrong[0] == 'f' ? '0' : 'f';
+        cr_assert_geq(asprintf(&text, "tdx:\n  ccel_rtmrs: {0: %s, 2: %s}\n", f->rtmr[0], wrong), 0);
+        p = parse_ok(text);
+        free(text);
+        cr_assert_eq(cscp_appraisal_new(p, &a), 0);
+        cr_assert_eq(cscp_appraisal_log(a, "ccel", CSCP_EVENTLOG_TCG), 0);
+        cr_assert_eq(cscp_appraisal_tdx_ccel(a, NULL, &rp), 0);
+        v = cscp_appraisal_violations(a, &n);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(v[0].rule, "tdx.ccel_rtmrs");
+        cr_assert_str_eq(v[0].log, "ccel");
+        cr_assert(strstr(v[0].detail, "RTMR2 (CC index 3) replays from the CCEL to "), "%s", v[0].detail);
+        cr_assert(strstr(v[0].detail, f->rtmr[2]), "%s", v[0].detail);
+        cr_assert(strstr(v[0].detail, wrong), "%s", v[0].detail);
+        /* no CCEL at all */
+        cr_assert_eq(cscp_appraisal_tdx_ccel(a, "host-tdx", NULL), 0);
+        v = cscp_appraisal_violations(a, &n);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(v[1].log, "host-tdx");
+        cr_assert(strstr(v[1].detail, "sent no CCEL"), "%s", v[1].detail);
+        cscp_appraisal_free(a);
+        cscp_policy_free(p);
+
+        /* a policy without ccel_rtmrs checks no CCEL */
+        p = parse_ok("tdx:\n  mrtd: " Z96 "\n");
+        cr_assert_eq(cscp_appraisal_new(p, &a), 0);
+        cr_assert_eq(cscp_appraisal_tdx_ccel(a, NULL, NULL), 0);
+        cscp_appraisal_violations(a, &n);
+        cr_assert_eq(n, 0);
+        cscp_appraisal_free(a);
+        cscp_policy_free(p);
+
+        parse_bad("tdx:\n  ccel_rtmrs:\n    5: " Z96 "\n", "line 3, column 5: tdx.ccel_rtmrs index");
+        parse_bad("tdx:\n  ccel_rtmrs:\n    2: [\"" Z96 "0\"]\n", "line 3, column 9: tdx.ccel_rtmrs: RTMR2: '0000");
+        free(l.buf);
 }
