@@ -104,7 +104,7 @@ static int parse_uint(const char *opt, const char *s, unsigned long min, unsigne
 int main(int argc, char **argv)
 {
         enum {
-                OPT_LISTEN = 0x100,
+                OPT_LISTEN = CSCP_ROT_OPT_END,
                 OPT_CERT,
                 OPT_KEY,
                 OPT_CLIENT_CA,
@@ -128,11 +128,6 @@ int main(int argc, char **argv)
                 OPT_SYSTEMD_LOG,
                 OPT_ACL,
                 OPT_MAX_BATCH,
-                OPT_ROT,
-                OPT_TSM_ROOT,
-                OPT_MR_ROOT,
-                OPT_CCEL_TABLE,
-                OPT_CCEL_DATA,
         };
         static const struct option opts[] = {
                 {"listen", required_argument, NULL, OPT_LISTEN},
@@ -158,11 +153,7 @@ int main(int argc, char **argv)
                 {"systemd-log", required_argument, NULL, OPT_SYSTEMD_LOG},
                 {"acl", required_argument, NULL, OPT_ACL},
                 {"max-batch", required_argument, NULL, OPT_MAX_BATCH},
-                {"rot", required_argument, NULL, OPT_ROT},
-                {"tsm-root", required_argument, NULL, OPT_TSM_ROOT},
-                {"tdx-mr-root", required_argument, NULL, OPT_MR_ROOT},
-                {"ccel-table", required_argument, NULL, OPT_CCEL_TABLE},
-                {"ccel-data", required_argument, NULL, OPT_CCEL_DATA},
+                CSCP_ROT_LONG_OPTIONS,
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, OPT_VERSION},
@@ -170,12 +161,20 @@ int main(int argc, char **argv)
         };
         attestd_config_t cfg;
         unsigned long v;
-        bool tpm_opt = false, tdx_opt = false, tpm_log_opt = false;
+        bool tpm_opt = false, tpm_log_opt = false;
+        char rot_err[256];
         int verbose = 0, c, r;
 
         attestd_config_defaults(&cfg);
         cscp_log_set_ident("attestd");
         while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+                r = cscp_rot_opt(c, optarg, &cfg.rot, &cfg.tdx, rot_err, sizeof(rot_err));
+                if (r < 0) {
+                        fprintf(stderr, "attestd: %s\n", rot_err);
+                        return 1;
+                }
+                if (r > 0)
+                        continue;
                 switch (c) {
                 case OPT_LISTEN:
                         cfg.listen = optarg;
@@ -194,28 +193,6 @@ int main(int argc, char **argv)
                         break;
                 case OPT_PLAINTEXT:
                         cfg.insecure_plaintext = true;
-                        break;
-                case OPT_ROT:
-                        if (cscp_rot_kind_from_string(optarg, &cfg.rot) < 0) {
-                                fprintf(stderr, "attestd: --rot must be tpm or tdx, not '%s'\n", optarg);
-                                return 1;
-                        }
-                        break;
-                case OPT_TSM_ROOT:
-                        cfg.tdx.tsm_root = optarg;
-                        tdx_opt = true;
-                        break;
-                case OPT_MR_ROOT:
-                        cfg.tdx.mr_root = optarg;
-                        tdx_opt = true;
-                        break;
-                case OPT_CCEL_TABLE:
-                        cfg.tdx.ccel_table = optarg;
-                        tdx_opt = true;
-                        break;
-                case OPT_CCEL_DATA:
-                        cfg.tdx.ccel_data = optarg;
-                        tdx_opt = true;
                         break;
                 case OPT_TCTI:
                         cfg.tcti = optarg;
@@ -313,8 +290,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "attestd: --tcti and --ak-alg are for --rot tpm; a TDX host has no AK\n");
                 return 1;
         }
-        if (cfg.rot == CSCP_ROT_TPM && tdx_opt) {
-                fprintf(stderr, "attestd: --tsm-root, --tdx-mr-root, --ccel-table and --ccel-data need --rot tdx\n");
+        if (cscp_rot_opts_check(cfg.rot, &cfg.tdx, rot_err, sizeof(rot_err)) < 0) {
+                fprintf(stderr, "attestd: %s\n", rot_err);
                 return 1;
         }
         if (cfg.insecure_plaintext && (cfg.cert || cfg.key || cfg.client_ca)) {

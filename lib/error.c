@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "error.h"
@@ -40,4 +42,16 @@ const char *cscp_err_name(int r)
                 return n ? n : "?";
         }
         return "?";
+}
+
+int cscp_err_set(char *err, size_t err_len, int code, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (err && err_len) {
+                va_start(ap, fmt);
+                vsnprintf(err, err_len, fmt, ap);
+                va_end(ap);
+        }
+        return code;
 }

@@ -54,6 +54,42 @@ const char *cscp_rot_kind_to_string(cscp_rot_kind_t kind)
         }
 }
 
+int cscp_rot_opt(int c, const char *arg, cscp_rot_kind_t *kind, cscp_tdx_guest_paths_t *paths, char *err,
+                 size_t err_len)
+{
+        switch (c) {
+        case CSCP_ROT_OPT_ROT:
+                if (cscp_rot_kind_from_string(arg, kind) < 0) {
+                        snprintf(err, err_len, "--rot must be tpm or tdx, not '%s'", arg ? arg : "");
+                        return -EINVAL;
+                }
+                return 1;
+        case CSCP_ROT_OPT_TSM_ROOT:
+                paths->tsm_root = arg;
+                return 1;
+        case CSCP_ROT_OPT_MR_ROOT:
+                paths->mr_root = arg;
+                return 1;
+        case CSCP_ROT_OPT_CCEL_TABLE:
+                paths->ccel_table = arg;
+                return 1;
+        case CSCP_ROT_OPT_CCEL_DATA:
+                paths->ccel_data = arg;
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+int cscp_rot_opts_check(cscp_rot_kind_t kind, const cscp_tdx_guest_paths_t *paths, char *err, size_t err_len)
+{
+        if (kind != CSCP_ROT_TDX && (paths->tsm_root || paths->mr_root || paths->ccel_table || paths->ccel_data)) {
+                snprintf(err, err_len, "--tsm-root, --tdx-mr-root, --ccel-table and --ccel-data need --rot tdx");
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int dup_opt(const char *in, char **ret)
 {
         *ret = NULL;

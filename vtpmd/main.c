@@ -96,7 +96,7 @@ static int parse_uint(const char *opt, const char *s, unsigned long min, unsigne
 int main(int argc, char **argv)
 {
         enum {
-                OPT_TCTI = 0x100,
+                OPT_TCTI = CSCP_ROT_OPT_END,
                 OPT_HOST_PCR,
                 OPT_STATE_DIR,
                 OPT_RUN_DIR,
@@ -118,19 +118,10 @@ int main(int argc, char **argv)
                 OPT_IDLE,
                 OPT_READ,
                 OPT_VERSION,
-                OPT_ROT,
-                OPT_TSM_ROOT,
-                OPT_MR_ROOT,
-                OPT_CCEL_TABLE,
-                OPT_CCEL_DATA,
         };
         static const struct option opts[] = {
                 {"tcti", required_argument, NULL, OPT_TCTI},
-                {"rot", required_argument, NULL, OPT_ROT},
-                {"tsm-root", required_argument, NULL, OPT_TSM_ROOT},
-                {"tdx-mr-root", required_argument, NULL, OPT_MR_ROOT},
-                {"ccel-table", required_argument, NULL, OPT_CCEL_TABLE},
-                {"ccel-data", required_argument, NULL, OPT_CCEL_DATA},
+                CSCP_ROT_LONG_OPTIONS,
                 {"host-pcr", required_argument, NULL, OPT_HOST_PCR},
                 {"state-dir", required_argument, NULL, OPT_STATE_DIR},
                 {"run-dir", required_argument, NULL, OPT_RUN_DIR},
@@ -159,7 +150,7 @@ int main(int argc, char **argv)
         vtpmd_config_t cfg;
         cscp_measure_policy_t *policy = NULL;
         unsigned long v;
-        bool tdx_opt = false;
+        char rot_err[256];
         int verbose = 0, c, r;
 
         /* The swtpm trampoline (core.h): never returns when argv asks for it. */
@@ -167,31 +158,16 @@ int main(int argc, char **argv)
         vtpmd_config_defaults(&cfg);
         cscp_log_set_ident("vtpmd");
         while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+                r = cscp_rot_opt(c, optarg, &cfg.rot, &cfg.tdx, rot_err, sizeof(rot_err));
+                if (r < 0) {
+                        fprintf(stderr, "vtpmd: %s\n", rot_err);
+                        return 1;
+                }
+                if (r > 0)
+                        continue;
                 switch (c) {
                 case OPT_TCTI:
                         cfg.tcti = optarg;
-                        break;
-                case OPT_ROT:
-                        if (cscp_rot_kind_from_string(optarg, &cfg.rot) < 0) {
-                                fprintf(stderr, "vtpmd: --rot must be tpm or tdx, not '%s'\n", optarg);
-                                return 1;
-                        }
-                        break;
-                case OPT_TSM_ROOT:
-                        cfg.tdx.tsm_root = optarg;
-                        tdx_opt = true;
-                        break;
-                case OPT_MR_ROOT:
-                        cfg.tdx.mr_root = optarg;
-                        tdx_opt = true;
-                        break;
-                case OPT_CCEL_TABLE:
-                        cfg.tdx.ccel_table = optarg;
-                        tdx_opt = true;
-                        break;
-                case OPT_CCEL_DATA:
-                        cfg.tdx.ccel_data = optarg;
-                        tdx_opt = true;
                         break;
                 case OPT_HOST_PCR:
                         if (parse_uint("--host-pcr", optarg, 0, 23, &v) < 0)
@@ -308,8 +284,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "vtpmd: unexpected argument '%s'\n", argv[optind]);
                 return 1;
         }
-        if (cfg.rot == CSCP_ROT_TPM && tdx_opt) {
-                fprintf(stderr, "vtpmd: --tsm-root, --tdx-mr-root, --ccel-table and --ccel-data need --rot tdx\n");
+        if (cscp_rot_opts_check(cfg.rot, &cfg.tdx, rot_err, sizeof(rot_err)) < 0) {
+                fprintf(stderr, "vtpmd: %s\n", rot_err);
                 return 1;
         }
         if (cfg.rot == CSCP_ROT_TDX && !cfg.tcti) {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <stddef.h>
+
 /*
  * Error codes. Functions that can fail return int: >= 0 success, a negative
  * errno value, or one of the negative project codes below. TSS2_RC never
@@ -28,6 +30,12 @@ enum {
         CSCP_ERRORS(CSCP_X_ENUM)
 #undef CSCP_X_ENUM
 };
+
+/*
+ * Writes the printf-style message into err (when err is not NULL and err_len > 0) and returns code, for
+ * functions that give a reason beside their return code: return cscp_err_set(err, err_len, -EINVAL, "...", ...).
+ */
+int cscp_err_set(char *err, size_t err_len, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Text for any return code: project codes and negative errno alike. */
 const char *cscp_strerror(int r);

@@ -58,6 +58,38 @@ int cscp_rot_kind_from_string(const char *s, cscp_rot_kind_t *ret);
 const char *cscp_rot_kind_to_string(cscp_rot_kind_t kind);
 
 /*
+ * The command-line options that choose the host root of trust, shared by attestd and vtpmd: --rot tpm|tdx,
+ * --tsm-root DIR, --tdx-mr-root DIR, --ccel-table FILE, --ccel-data FILE. CSCP_ROT_LONG_OPTIONS goes into a
+ * getopt_long table (<getopt.h>); a program numbers its own options from CSCP_ROT_OPT_END on.
+ */
+enum {
+        CSCP_ROT_OPT_ROT = 0x100,
+        CSCP_ROT_OPT_TSM_ROOT,
+        CSCP_ROT_OPT_MR_ROOT,
+        CSCP_ROT_OPT_CCEL_TABLE,
+        CSCP_ROT_OPT_CCEL_DATA,
+        CSCP_ROT_OPT_END,
+};
+
+#define CSCP_ROT_LONG_OPTIONS                                                     \
+        {"rot", required_argument, NULL, CSCP_ROT_OPT_ROT},                       \
+                {"tsm-root", required_argument, NULL, CSCP_ROT_OPT_TSM_ROOT},     \
+                {"tdx-mr-root", required_argument, NULL, CSCP_ROT_OPT_MR_ROOT},   \
+                {"ccel-table", required_argument, NULL, CSCP_ROT_OPT_CCEL_TABLE}, \
+        {                                                                         \
+                "ccel-data", required_argument, NULL, CSCP_ROT_OPT_CCEL_DATA      \
+        }
+
+/*
+ * 1: c was one of these options (stored in *kind or *paths), 0: not one, -EINVAL: a bad --rot value (err says
+ * why, without the program's name).
+ */
+int cscp_rot_opt(int c, const char *arg, cscp_rot_kind_t *kind, cscp_tdx_guest_paths_t *paths, char *err,
+                 size_t err_len);
+/* 0 when the combination is consistent; -EINVAL with the reason in err when TDX paths were given without --rot tdx. */
+int cscp_rot_opts_check(cscp_rot_kind_t kind, const cscp_tdx_guest_paths_t *paths, char *err, size_t err_len);
+
+/*
  * Opens the backend. TDX on a machine without it: CSCP_E_UNSUPPORTED, and a
  * one-line reason is logged at error ("no TDX guest here: /sys/kernel/config/
  * tsm/report: No such file or directory").

@@ -42,18 +42,6 @@
 #define JSON_DEPTH_MAX 16 /* the deepest Intel document nests 6 levels */
 #define SGX_EXT_OID    "1.2.840.113741.1.13.1"
 
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t err_len, int code, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (err && err_len) {
-                va_start(ap, fmt);
-                vsnprintf(err, err_len, fmt, ap);
-                va_end(ap);
-        }
-        return code;
-}
-
 /* ------------------------------------------------------------------ status names */
 
 static const char *const STATUS_NAMES[] = {
@@ -276,8 +264,8 @@ static int split_top(jctx_t *c, const uint8_t *b, size_t len, const char *key, j
 
         *body_obj = NULL;
         if (len > CSCP_TDX_COLLATERAL_JSON_MAX)
-                return fail(c->err, c->err_len, CSCP_E_TOO_BIG, "%zu bytes, over the %u-byte limit", len,
-                            CSCP_TDX_COLLATERAL_JSON_MAX);
+                return cscp_err_set(c->err, c->err_len, CSCP_E_TOO_BIG, "%zu bytes, over the %u-byte limit", len,
+                                    CSCP_TDX_COLLATERAL_JSON_MAX);
         if (len && memchr(b, '\0', len))
                 return jfail(c, "NUL byte at offset %zu", (size_t)((const uint8_t *)memchr(b, '\0', len) - b));
         pos = skip_ws(b, len, 0);
@@ -321,7 +309,7 @@ static int split_top(jctx_t *c, const uint8_t *b, size_t len, const char *key, j
                                 return jfail(c, "%s: not an object (offset %zu)", key, pos);
                         tok = json_tokener_new_ex(JSON_DEPTH_MAX);
                         if (!tok)
-                                return fail(c->err, c->err_len, -ENOMEM, "out of memory");
+                                return cscp_err_set(c->err, c->err_len, -ENOMEM, "out of memory");
                         json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
                                                             JSON_TOKENER_VALIDATE_UTF8);
                         o = json_tokener_parse_ex(tok, (const char *)b + pos, (int)(len - pos));
@@ -466,7 +454,7 @@ static int advisory_ids(jctx_t *c, json_object *lvl, const char *path, char **re
         }
         s = malloc(total);
         if (!s)
-                return fail(c->err, c->err_len, -ENOMEM, "out of memory");
+                return cscp_err_set(c->err, c->err_len, -ENOMEM, "out of memory");
         s[0] = '\0';
         for (size_t i = 0, off = 0; i < n; i++) {
                 const char *id = json_object_get_string(json_object_array_get_idx(arr, i));
@@ -512,7 +500,7 @@ static int parse_levels(jctx_t *c, json_object *obj, const char *path, level_kin
                 return k;
         lv = calloc(n, sizeof(*lv));
         if (!lv)
-                return fail(c->err, c->err_len, -ENOMEM, "out of memory");
+                return cscp_err_set(c->err, c->err_len, -ENOMEM, "out of memory");
         *ret = lv;
         *ret_n = n;
         for (size_t i = 0; i < n; i++) {
@@ -579,7 +567,7 @@ static int module_identities(jctx_t *c, json_object *o, cscp_tdx_tcb_info_t *ti)
                 return k;
         ti->module_ids = calloc(n, sizeof(*ti->module_ids));
         if (!ti->module_ids)
-                return fail(c->err, c->err_len, -ENOMEM, "out of memory");
+                return cscp_err_set(c->err, c->err_len, -ENOMEM, "out of memory");
         ti->n_module_ids = n;
         for (size_t i = 0; i < n; i++) {
                 cscp_tdx_module_identity_t *m = &ti->module_ids[i];
@@ -626,14 +614,14 @@ int cscp_tdx_tcb_info_parse(const uint8_t *buf, size_t len, cscp_tdx_tcb_info_t 
         if ((k = jstr(&c, o, "tcbInfo", "id", &id)) < 0)
                 goto out;
         if (strcmp(id, "TDX") != 0) {
-                k = fail(err, err_len, CSCP_E_UNSUPPORTED, "tcbInfo.id: \"%.16s\" (only \"TDX\")", id);
+                k = cscp_err_set(err, err_len, CSCP_E_UNSUPPORTED, "tcbInfo.id: \"%.16s\" (only \"TDX\")", id);
                 goto out;
         }
         if ((k = jint(&c, o, "tcbInfo", "version", 0, 1000, &x)) < 0)
                 goto out;
         ti->version = (unsigned)x;
         if (x != 3) {
-                k = fail(err, err_len, CSCP_E_UNSUPPORTED, "tcbInfo.version: %u (only 3)", ti->version);
+                k = cscp_err_set(err, err_len, CSCP_E_UNSUPPORTED, "tcbInfo.version: %u (only 3)", ti->version);
                 goto out;
         }
         if ((k = jtime(&c, o, "tcbInfo", "issueDate", &ti->issue_date, NULL)) < 0 ||
@@ -690,14 +678,15 @@ int cscp_tdx_qe_identity_parse(const uint8_t *buf, size_t len, cscp_tdx_qe_ident
         if ((k = jstr(&c, o, P, "id", &id)) < 0)
                 goto out;
         if (strcmp(id, "TD_QE") != 0) {
-                k = fail(err, err_len, CSCP_E_UNSUPPORTED, "enclaveIdentity.id: \"%.16s\" (only \"TD_QE\")", id);
+                k = cscp_err_set(err, err_len, CSCP_E_UNSUPPORTED, "enclaveIdentity.id: \"%.16s\" (only \"TD_QE\")",
+                                 id);
                 goto out;
         }
         if ((k = jint(&c, o, P, "version", 0, 1000, &x)) < 0)
                 goto out;
         qe->version = (unsigned)x;
         if (x != 2) {
-                k = fail(err, err_len, CSCP_E_UNSUPPORTED, "enclaveIdentity.version: %u (only 2)", qe->version);
+                k = cscp_err_set(err, err_len, CSCP_E_UNSUPPORTED, "enclaveIdentity.version: %u (only 2)", qe->version);
                 goto out;
         }
         if ((k = jtime(&c, o, P, "issueDate", &qe->issue_date, NULL)) < 0 ||
@@ -737,18 +726,18 @@ static int ext_pair(const ASN1_TYPE *t, const char *prefix, long *arc, const ASN
 
         *hold = NULL;
         if (ASN1_TYPE_get(t) != V_ASN1_SEQUENCE)
-                return fail(err, err_len, CSCP_E_PROTO, "%s: an entry is not a SEQUENCE", prefix);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "%s: an entry is not a SEQUENCE", prefix);
         p = t->value.sequence->data;
         inner = d2i_ASN1_SEQUENCE_ANY(NULL, &p, t->value.sequence->length);
         if (!inner || p != t->value.sequence->data + t->value.sequence->length || sk_ASN1_TYPE_num(inner) != 2) {
                 sk_ASN1_TYPE_pop_free(inner, ASN1_TYPE_free);
-                return fail(err, err_len, CSCP_E_PROTO, "%s: an entry is not SEQUENCE { OID, value }", prefix);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "%s: an entry is not SEQUENCE { OID, value }", prefix);
         }
         *hold = inner;
         o = sk_ASN1_TYPE_value(inner, 0);
         if (ASN1_TYPE_get(o) != V_ASN1_OBJECT || OBJ_obj2txt(txt, sizeof(txt), o->value.object, 1) <= 0 ||
             strlen(txt) >= sizeof(txt) - 1)
-                return fail(err, err_len, CSCP_E_PROTO, "%s: an entry does not start with an OID", prefix);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "%s: an entry does not start with an OID", prefix);
         *val = sk_ASN1_TYPE_value(inner, 1);
         *arc = -1;
         if (strncmp(txt, prefix, pl) == 0 && txt[pl] == '.' && txt[pl + 1] >= '1' && txt[pl + 1] <= '9') {
@@ -799,10 +788,10 @@ static int ext_tcb(const ASN1_TYPE *v, cscp_tdx_pck_ext_t *ext, char *err, size_
 
         if (ASN1_TYPE_get(v) != V_ASN1_SEQUENCE ||
             !(s = d2i_seq_exact(v->value.sequence->data, v->value.sequence->length)))
-                return fail(err, err_len, CSCP_E_PROTO, "SGX extension TCB (%s): not a SEQUENCE", PREFIX);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension TCB (%s): not a SEQUENCE", PREFIX);
         n = sk_ASN1_TYPE_num(s);
         if (n > 32) {
-                k = fail(err, err_len, CSCP_E_PROTO, "SGX extension TCB: %d entries", n);
+                k = cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension TCB: %d entries", n);
                 goto out;
         }
         for (int i = 0; i < n; i++) {
@@ -814,7 +803,8 @@ static int ext_tcb(const ASN1_TYPE *v, cscp_tdx_pck_ext_t *ext, char *err, size_
                 k = ext_pair(sk_ASN1_TYPE_value(s, i), PREFIX, &arc, &val, &hold, err, err_len);
                 if (k == 0 && arc >= 1 && arc <= 18) {
                         if (seen & (1u << arc))
-                                k = fail(err, err_len, CSCP_E_PROTO, "SGX extension: %s.%ld given twice", PREFIX, arc);
+                                k = cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension: %s.%ld given twice",
+                                                 PREFIX, arc);
                         else if (arc <= 16 && ext_integer(val, 255, &x) == 0)
                                 ext->sgx_svn[arc - 1] = (uint8_t)x;
                         else if (arc == 17 && ext_integer(val, 65535, &x) == 0)
@@ -822,10 +812,10 @@ static int ext_tcb(const ASN1_TYPE *v, cscp_tdx_pck_ext_t *ext, char *err, size_
                         else if (arc == 18 && ext_octets(val, ext->cpu_svn, 16) == 0)
                                 ;
                         else
-                                k = fail(err, err_len, CSCP_E_PROTO, "SGX extension: %s.%ld: %s", PREFIX, arc,
-                                         arc <= 16   ? "not an INTEGER 0..255"
-                                         : arc == 17 ? "not an INTEGER 0..65535"
-                                                     : "not a 16-byte OCTET STRING");
+                                k = cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension: %s.%ld: %s", PREFIX, arc,
+                                                 arc <= 16   ? "not an INTEGER 0..255"
+                                                 : arc == 17 ? "not an INTEGER 0..65535"
+                                                             : "not a 16-byte OCTET STRING");
                         seen |= 1u << arc;
                 }
                 sk_ASN1_TYPE_pop_free(hold, ASN1_TYPE_free);
@@ -834,7 +824,7 @@ static int ext_tcb(const ASN1_TYPE *v, cscp_tdx_pck_ext_t *ext, char *err, size_
         }
         for (long arc = 1; arc <= 18; arc++)
                 if (!(seen & (1u << arc))) {
-                        k = fail(err, err_len, CSCP_E_PROTO, "SGX extension: %s.%ld missing", PREFIX, arc);
+                        k = cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension: %s.%ld missing", PREFIX, arc);
                         goto out;
                 }
         k = 0;
@@ -853,15 +843,15 @@ int cscp_tdx_sgx_ext_parse(const uint8_t *der, size_t len, cscp_tdx_pck_ext_t *e
         if (err && err_len)
                 err[0] = '\0';
         if (len > CSCP_TDX_SGX_EXT_MAX)
-                return fail(err, err_len, CSCP_E_TOO_BIG, "SGX extension: %zu bytes, over the %u-byte limit", len,
-                            CSCP_TDX_SGX_EXT_MAX);
+                return cscp_err_set(err, err_len, CSCP_E_TOO_BIG, "SGX extension: %zu bytes, over the %u-byte limit",
+                                    len, CSCP_TDX_SGX_EXT_MAX);
         if (!der || len == 0 || !(top = d2i_seq_exact(der, (long)len))) {
                 ERR_clear_error();
-                return fail(err, err_len, CSCP_E_PROTO, "SGX extension: not one DER SEQUENCE");
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension: not one DER SEQUENCE");
         }
         n = sk_ASN1_TYPE_num(top);
         if (n > 32) {
-                k = fail(err, err_len, CSCP_E_PROTO, "SGX extension: %d entries", n);
+                k = cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension: %d entries", n);
                 goto out;
         }
         for (int i = 0; i < n && k == 0; i++) {
@@ -874,26 +864,26 @@ int cscp_tdx_sgx_ext_parse(const uint8_t *der, size_t len, cscp_tdx_pck_ext_t *e
                         bool *seen = arc == 2 ? &tcb : arc == 3 ? &pce : arc == 4 ? &fmspc : NULL;
 
                         if (seen && *seen)
-                                k = fail(err, err_len, CSCP_E_PROTO, "SGX extension: %s.%ld given twice", SGX_EXT_OID,
-                                         arc);
+                                k = cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension: %s.%ld given twice",
+                                                 SGX_EXT_OID, arc);
                         else if (arc == 2)
                                 k = ext_tcb(val, ext, err, err_len);
                         else if (arc == 3 && ext_octets(val, ext->pce_id, 2) < 0)
-                                k = fail(err, err_len, CSCP_E_PROTO, "SGX extension PCE-ID (%s.3): not 2 bytes",
-                                         SGX_EXT_OID);
+                                k = cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension PCE-ID (%s.3): not 2 bytes",
+                                                 SGX_EXT_OID);
                         else if (arc == 4 && ext_octets(val, ext->fmspc, 6) < 0)
-                                k = fail(err, err_len, CSCP_E_PROTO, "SGX extension FMSPC (%s.4): not 6 bytes",
-                                         SGX_EXT_OID);
+                                k = cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension FMSPC (%s.4): not 6 bytes",
+                                                 SGX_EXT_OID);
                         if (seen)
                                 *seen = true;
                 }
                 sk_ASN1_TYPE_pop_free(hold, ASN1_TYPE_free);
         }
         if (k == 0 && (!tcb || !pce || !fmspc))
-                k = fail(err, err_len, CSCP_E_PROTO, "SGX extension: %s missing",
-                         !tcb   ? "TCB (" SGX_EXT_OID ".2)"
-                         : !pce ? "PCE-ID (" SGX_EXT_OID ".3)"
-                                : "FMSPC (" SGX_EXT_OID ".4)");
+                k = cscp_err_set(err, err_len, CSCP_E_PROTO, "SGX extension: %s missing",
+                                 !tcb   ? "TCB (" SGX_EXT_OID ".2)"
+                                 : !pce ? "PCE-ID (" SGX_EXT_OID ".3)"
+                                        : "FMSPC (" SGX_EXT_OID ".4)");
 out:
         ERR_clear_error();
         sk_ASN1_TYPE_pop_free(top, ASN1_TYPE_free);
@@ -909,13 +899,13 @@ int cscp_tdx_pck_ext_from_x509(const struct x509_st *cx, cscp_tdx_pck_ext_t *ext
 
         memset(ext, 0, sizeof(*ext));
         if (!oid)
-                return fail(err, err_len, -ENOMEM, "out of memory");
+                return cscp_err_set(err, err_len, -ENOMEM, "out of memory");
         idx = X509_get_ext_by_OBJ(x, oid, -1);
         if (idx < 0 || X509_get_ext_by_OBJ(x, oid, idx) >= 0) {
                 ASN1_OBJECT_free(oid);
                 ERR_clear_error();
-                return fail(err, err_len, CSCP_E_PROTO, "PCK certificate: %s SGX extension (%s)",
-                            idx < 0 ? "no" : "more than one", SGX_EXT_OID);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "PCK certificate: %s SGX extension (%s)",
+                                    idx < 0 ? "no" : "more than one", SGX_EXT_OID);
         }
         ASN1_OBJECT_free(oid);
         data = X509_EXTENSION_get_data(X509_get_ext(x, idx));
@@ -932,15 +922,15 @@ int cscp_tdx_pck_ext_from_pem(const uint8_t *pem, size_t len, cscp_tdx_pck_ext_t
 
         memset(ext, 0, sizeof(*ext));
         if (len > CSCP_TDX_CERT_CHAIN_MAX)
-                return fail(err, err_len, CSCP_E_TOO_BIG, "PCK chain: %zu bytes, over the limit", len);
+                return cscp_err_set(err, err_len, CSCP_E_TOO_BIG, "PCK chain: %zu bytes, over the limit", len);
         bio = BIO_new_mem_buf(pem, (int)len);
         if (!bio)
-                return fail(err, err_len, -ENOMEM, "out of memory");
+                return cscp_err_set(err, err_len, -ENOMEM, "out of memory");
         x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
         BIO_free(bio);
         if (!x) {
                 ERR_clear_error();
-                return fail(err, err_len, CSCP_E_PROTO, "PCK chain: no PEM certificate");
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "PCK chain: no PEM certificate");
         }
         k = cscp_tdx_pck_ext_from_x509(x, ext, err, err_len);
         X509_free(x);
@@ -1280,16 +1270,16 @@ static int read_one(const char *dir, const char *name, size_t max, uint8_t **ret
         *ret = NULL;
         *ret_len = 0;
         if (!path)
-                return fail(err, err_len, -ENOMEM, "out of memory");
+                return cscp_err_set(err, err_len, -ENOMEM, "out of memory");
         k = cscp_file_read(path, max, ret, ret_len);
         if (k == -EFBIG) {
                 snprintf(why, why_len, "%s: over the %zu-byte limit", name, max);
                 k = 0;
         } else if (k < 0)
-                fail(err, err_len, k, "%s: %s%s", path, cscp_strerror(k),
-                     k == -ENOENT ? " (a collateral directory holds " CSCP_TDX_COLLATERAL_TCB_INFO
-                                    ", " CSCP_TDX_COLLATERAL_QE_IDENTITY " and " CSCP_TDX_COLLATERAL_CHAIN ")"
-                                  : "");
+                cscp_err_set(err, err_len, k, "%s: %s%s", path, cscp_strerror(k),
+                             k == -ENOENT ? " (a collateral directory holds " CSCP_TDX_COLLATERAL_TCB_INFO
+                                            ", " CSCP_TDX_COLLATERAL_QE_IDENTITY " and " CSCP_TDX_COLLATERAL_CHAIN ")"
+                                          : "");
         free(path);
         return k;
 }
@@ -1304,7 +1294,7 @@ int cscp_tdx_collateral_load(const char *dir, cscp_tdx_collateral_t *c, char *er
         if (err && err_len)
                 err[0] = '\0';
         if (!dir)
-                return fail(err, err_len, -EINVAL, "no collateral directory");
+                return cscp_err_set(err, err_len, -EINVAL, "no collateral directory");
         if ((k = read_one(dir, CSCP_TDX_COLLATERAL_TCB_INFO, CSCP_TDX_COLLATERAL_JSON_MAX, &c->tcb_info_raw,
                           &c->tcb_info_len, c->tcb_info_err, sizeof(c->tcb_info_err), err, err_len)) < 0 ||
             (k = read_one(dir, CSCP_TDX_COLLATERAL_QE_IDENTITY, CSCP_TDX_COLLATERAL_JSON_MAX, &c->qe_identity_raw,
@@ -1317,7 +1307,7 @@ int cscp_tdx_collateral_load(const char *dir, cscp_tdx_collateral_t *c, char *er
                 struct stat st;
 
                 if (!path) {
-                        k = fail(err, err_len, -ENOMEM, "out of memory");
+                        k = cscp_err_set(err, err_len, -ENOMEM, "out of memory");
                         goto fail;
                 }
                 if (lstat(path, &st) < 0 && errno == ENOENT) {
@@ -1345,7 +1335,7 @@ int cscp_tdx_collateral_load(const char *dir, cscp_tdx_collateral_t *c, char *er
         }
         return 0;
 oom:
-        k = fail(err, err_len, -ENOMEM, "out of memory");
+        k = cscp_err_set(err, err_len, -ENOMEM, "out of memory");
 fail:
         cscp_tdx_collateral_free(c);
         return k;

@@ -64,18 +64,6 @@ static const char *ccel_data(const cscp_tdx_guest_paths_t *p)
         return p && p->ccel_data ? p->ccel_data : CSCP_TDX_CCEL_DATA;
 }
 
-__attribute__((format(printf, 4, 5))) static int say(char *err, size_t err_len, int code, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (err && err_len) {
-                va_start(ap, fmt);
-                vsnprintf(err, err_len, fmt, ap);
-                va_end(ap);
-        }
-        return code;
-}
-
 __attribute__((format(printf, 3, 4))) static int path_fmt(char *buf, size_t n, const char *fmt, ...)
 {
         va_list ap;
@@ -154,9 +142,9 @@ static int read_text(const char *path, char out[SMALL_MAX + 1], char *err, size_
         int k = read_all(path, SMALL_MAX, &b, &n);
 
         if (k == -EFBIG)
-                return say(err, err_len, CSCP_E_PROTO, "%s: more than %d bytes", path, SMALL_MAX);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "%s: more than %d bytes", path, SMALL_MAX);
         if (k < 0)
-                return say(err, err_len, k, "read %s: %s", path, strerror(-k));
+                return cscp_err_set(err, err_len, k, "read %s: %s", path, strerror(-k));
         memcpy(out, b, n);
         out[n] = '\0';
         free(b);
@@ -182,7 +170,8 @@ static int read_generation(const char *path, uint64_t *ret, char *err, size_t er
         }
         if (n == 0 || i != n) {
                 printable((const uint8_t *)s, (size_t)k, shown);
-                return say(err, err_len, CSCP_E_PROTO, "%s: '%s' is not a decimal generation count", path, shown);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "%s: '%s' is not a decimal generation count", path,
+                                    shown);
         }
         *ret = v;
         return 0;
@@ -202,7 +191,7 @@ static int check_provider(const char *path, char *err, size_t err_len)
         if (n == 9 && memcmp(s, "tdx_guest", 9) == 0)
                 return 0;
         printable((const uint8_t *)s, (size_t)k, shown);
-        return say(err, err_len, CSCP_E_UNSUPPORTED, "%s: TSM provider '%s', not tdx_guest", path, shown);
+        return cscp_err_set(err, err_len, CSCP_E_UNSUPPORTED, "%s: TSM provider '%s', not tdx_guest", path, shown);
 }
 
 /* A new instance directory under <root>/report: cscp-<pid>-<counter>-<random>. */
@@ -213,14 +202,14 @@ static int instance_make(const char *root, char *dir, size_t n, char *err, size_
         int k;
 
         if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-                return say(err, err_len, CSCP_E_CRYPTO, "no random bytes for a report instance name");
+                return cscp_err_set(err, err_len, CSCP_E_CRYPTO, "no random bytes for a report instance name");
         k = path_fmt(dir, n, "%s/report/cscp-%ld-%u-%02x%02x%02x%02x", root, (long)getpid(),
                      atomic_fetch_add(&counter, 1), rnd[0], rnd[1], rnd[2], rnd[3]);
         if (k < 0)
-                return say(err, err_len, k, "%s/report: path too long", root);
+                return cscp_err_set(err, err_len, k, "%s/report: path too long", root);
         if (mkdir(dir, 0700) < 0) {
                 k = -errno;
-                return say(err, err_len, k, "mkdir %s: %s", dir, strerror(-k));
+                return cscp_err_set(err, err_len, k, "mkdir %s: %s", dir, strerror(-k));
         }
         return 0;
 }
@@ -249,7 +238,7 @@ static int one_attempt(const char *dir, const uint8_t report_data[64], uint8_t *
         fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
                 k = -errno;
-                return say(err, err_len, k, "open %s: %s", path, strerror(-k));
+                return cscp_err_set(err, err_len, k, "open %s: %s", path, strerror(-k));
         }
         do
                 n = write(fd, report_data, 64);
@@ -258,24 +247,24 @@ static int one_attempt(const char *dir, const uint8_t report_data[64], uint8_t *
                 k = n < 0 ? -errno : CSCP_E_PROTO;
                 close(fd);
                 if (n < 0)
-                        return say(err, err_len, k, "write %s: %s", path, strerror(-k));
-                return say(err, err_len, k, "write %s: %zd of 64 bytes written", path, n);
+                        return cscp_err_set(err, err_len, k, "write %s: %s", path, strerror(-k));
+                return cscp_err_set(err, err_len, k, "write %s: %zd of 64 bytes written", path, n);
         }
         if (close(fd) < 0) {
                 k = -errno;
-                return say(err, err_len, k, "close %s: %s", path, strerror(-k));
+                return cscp_err_set(err, err_len, k, "close %s: %s", path, strerror(-k));
         }
 
         if ((k = path_fmt(path, sizeof(path), "%s/outblob", dir)) < 0)
                 return k;
         k = read_all(path, CSCP_TDX_QUOTE_MAX, &quote, &quote_len);
         if (k == -EFBIG)
-                return say(err, err_len, CSCP_E_TOO_BIG, "%s: more than %u bytes (the TDX quote limit)", path,
-                           CSCP_TDX_QUOTE_MAX);
+                return cscp_err_set(err, err_len, CSCP_E_TOO_BIG, "%s: more than %u bytes (the TDX quote limit)", path,
+                                    CSCP_TDX_QUOTE_MAX);
         if (k < 0)
-                return say(err, err_len, k, "read %s: %s", path, strerror(-k));
+                return cscp_err_set(err, err_len, k, "read %s: %s", path, strerror(-k));
         if (quote_len == 0) {
-                k = say(err, err_len, CSCP_E_PROTO, "%s: empty", path);
+                k = cscp_err_set(err, err_len, CSCP_E_PROTO, "%s: empty", path);
                 goto fail;
         }
 
@@ -283,18 +272,18 @@ static int one_attempt(const char *dir, const uint8_t report_data[64], uint8_t *
             (k = read_generation(path, &gen1, err, err_len)) < 0)
                 goto fail;
         if (gen1 != gen0 + 1) {
-                k = say(err, err_len, RACED, "%s went from %" PRIu64 " to %" PRIu64 " (another writer)", path, gen0,
-                        gen1);
+                k = cscp_err_set(err, err_len, RACED, "%s went from %" PRIu64 " to %" PRIu64 " (another writer)", path,
+                                 gen0, gen1);
                 goto fail;
         }
 
         if ((k = cscp_tdx_quote_parse(quote, quote_len, &q, perr, sizeof(perr))) < 0) {
-                say(err, err_len, k, "%s/outblob: not a TDX quote: %s", dir, perr);
+                cscp_err_set(err, err_len, k, "%s/outblob: not a TDX quote: %s", dir, perr);
                 goto fail;
         }
         if (CRYPTO_memcmp(q.report_data, report_data, 64) != 0) {
-                k = say(err, err_len, CSCP_E_PROTO, "%s/outblob: the quote's REPORTDATA is not what inblob was given",
-                        dir);
+                k = cscp_err_set(err, err_len, CSCP_E_PROTO,
+                                 "%s/outblob: the quote's REPORTDATA is not what inblob was given", dir);
                 goto fail;
         }
         *ret = quote;
@@ -317,12 +306,12 @@ int cscp_tdx_guest_quote(const cscp_tdx_guest_paths_t *p, const uint8_t report_d
         if (err && err_len)
                 err[0] = '\0';
         if (!report_data || !ret || !ret_len)
-                return say(err, err_len, -EINVAL, "no report data or result pointer");
+                return cscp_err_set(err, err_len, -EINVAL, "no report data or result pointer");
         for (int attempt = 0; attempt < QUOTE_ATTEMPTS; attempt++) {
                 k = instance_make(root, dir, sizeof(dir), err, err_len);
                 if (k == -ENOENT || k == -ENOTDIR || k == -ENXIO)
-                        return say(err, err_len, CSCP_E_UNSUPPORTED, "no TDX guest here: mkdir %s: %s", dir,
-                                   strerror(-k));
+                        return cscp_err_set(err, err_len, CSCP_E_UNSUPPORTED, "no TDX guest here: mkdir %s: %s", dir,
+                                            strerror(-k));
                 if (k < 0)
                         return k;
                 k = one_attempt(dir, report_data, &quote, &quote_len, err, err_len);
@@ -332,7 +321,7 @@ int cscp_tdx_guest_quote(const cscp_tdx_guest_paths_t *p, const uint8_t report_d
 
                         free(quote);
                         quote = NULL;
-                        return say(err, err_len, -e, "rmdir %s: %s", dir, strerror(e));
+                        return cscp_err_set(err, err_len, -e, "rmdir %s: %s", dir, strerror(e));
                 }
                 if (k == RACED) {
                         snprintf(last, sizeof(last), "%s", err ? err : "");
@@ -344,8 +333,8 @@ int cscp_tdx_guest_quote(const cscp_tdx_guest_paths_t *p, const uint8_t report_d
                 *ret_len = quote_len;
                 return 0;
         }
-        return say(err, err_len, -EAGAIN, "%s/report: another writer raced each of %d attempts (last: %s)", root,
-                   QUOTE_ATTEMPTS, last);
+        return cscp_err_set(err, err_len, -EAGAIN, "%s/report: another writer raced each of %d attempts (last: %s)",
+                            root, QUOTE_ATTEMPTS, last);
 }
 
 int cscp_tdx_guest_probe(const cscp_tdx_guest_paths_t *p, char *why, size_t why_len)
@@ -358,17 +347,19 @@ int cscp_tdx_guest_probe(const cscp_tdx_guest_paths_t *p, char *why, size_t why_
         if (why && why_len)
                 why[0] = '\0';
         if ((k = path_fmt(report, sizeof(report), "%s/report", root)) < 0)
-                return say(why, why_len, k, "%s: path too long", root);
+                return cscp_err_set(why, why_len, k, "%s: path too long", root);
         if (stat(report, &st) < 0) {
                 k = errno;
-                return say(why, why_len, CSCP_E_UNSUPPORTED, "no TDX guest here: %s: %s", report, strerror(k));
+                return cscp_err_set(why, why_len, CSCP_E_UNSUPPORTED, "no TDX guest here: %s: %s", report, strerror(k));
         }
         if (!S_ISDIR(st.st_mode))
-                return say(why, why_len, CSCP_E_UNSUPPORTED, "no TDX guest here: %s: %s", report, strerror(ENOTDIR));
+                return cscp_err_set(why, why_len, CSCP_E_UNSUPPORTED, "no TDX guest here: %s: %s", report,
+                                    strerror(ENOTDIR));
         /* The provider shows only inside an instance. */
         k = instance_make(root, dir, sizeof(dir), why, why_len);
         if (k == -ENOENT || k == -ENOTDIR || k == -ENXIO)
-                return say(why, why_len, CSCP_E_UNSUPPORTED, "no TDX guest here: mkdir %s: %s", dir, strerror(-k));
+                return cscp_err_set(why, why_len, CSCP_E_UNSUPPORTED, "no TDX guest here: mkdir %s: %s", dir,
+                                    strerror(-k));
         if (k < 0)
                 return k;
         r = path_fmt(path, sizeof(path), "%s/provider", dir);
@@ -376,7 +367,7 @@ int cscp_tdx_guest_probe(const cscp_tdx_guest_paths_t *p, char *why, size_t why_
                 r = check_provider(path, why, why_len);
         if (rmdir(dir) < 0 && r == 0) {
                 k = errno;
-                return say(why, why_len, -k, "rmdir %s: %s", dir, strerror(k));
+                return cscp_err_set(why, why_len, -k, "rmdir %s: %s", dir, strerror(k));
         }
         return r;
 }
@@ -459,35 +450,38 @@ int cscp_tdx_ccel_table_parse(const uint8_t *buf, size_t len, uint64_t *ret_laml
         if (err && err_len)
                 err[0] = '\0';
         if (!buf && len)
-                return say(err, err_len, -EINVAL, "no table buffer");
+                return cscp_err_set(err, err_len, -EINVAL, "no table buffer");
         if (len < 8)
-                return say(err, err_len, CSCP_E_PROTO, "CCEL table: %zu bytes, truncated before the length field", len);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO,
+                                    "CCEL table: %zu bytes, truncated before the length field", len);
         if (memcmp(buf, "CCEL", 4) != 0) {
                 printable(buf, 4, shown);
-                return say(err, err_len, CSCP_E_PROTO, "CCEL table signature at offset 0: '%s', not CCEL", shown);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "CCEL table signature at offset 0: '%s', not CCEL",
+                                    shown);
         }
         length = (uint32_t)buf[4] | (uint32_t)buf[5] << 8 | (uint32_t)buf[6] << 16 | (uint32_t)buf[7] << 24;
         if (length < CSCP_TDX_CCEL_TABLE_SIZE)
-                return say(err, err_len, CSCP_E_PROTO,
-                           "CCEL table length at offset 4: %" PRIu32 ", less than the %d-byte CCEL table", length,
-                           CSCP_TDX_CCEL_TABLE_SIZE);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO,
+                                    "CCEL table length at offset 4: %" PRIu32 ", less than the %d-byte CCEL table",
+                                    length, CSCP_TDX_CCEL_TABLE_SIZE);
         if (length != len)
-                return say(err, err_len, CSCP_E_PROTO,
-                           "CCEL table length at offset 4: %" PRIu32 ", but the table holds %zu bytes", length, len);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO,
+                                    "CCEL table length at offset 4: %" PRIu32 ", but the table holds %zu bytes", length,
+                                    len);
         for (size_t i = 0; i < len; i++)
                 sum = (uint8_t)(sum + buf[i]);
         if (sum != 0)
-                return say(err, err_len, CSCP_E_PROTO,
-                           "CCEL table checksum at offset 9: the bytes sum to 0x%02x mod 256, not 0", sum);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO,
+                                    "CCEL table checksum at offset 9: the bytes sum to 0x%02x mod 256, not 0", sum);
         if (buf[36] != 2)
-                return say(err, err_len, CSCP_E_UNSUPPORTED, "CCEL table cc_type at offset 36: %u (only 2, Intel TDX)",
-                           buf[36]);
+                return cscp_err_set(err, err_len, CSCP_E_UNSUPPORTED,
+                                    "CCEL table cc_type at offset 36: %u (only 2, Intel TDX)", buf[36]);
         laml = le64(buf + 40);
         lasa = le64(buf + 48);
         if (laml == 0)
-                return say(err, err_len, CSCP_E_PROTO, "CCEL table laml at offset 40: 0 (no log area)");
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "CCEL table laml at offset 40: 0 (no log area)");
         if (lasa == 0)
-                return say(err, err_len, CSCP_E_PROTO, "CCEL table lasa at offset 48: 0 (no log area)");
+                return cscp_err_set(err, err_len, CSCP_E_PROTO, "CCEL table lasa at offset 48: 0 (no log area)");
         if (ret_laml)
                 *ret_laml = laml;
         if (ret_lasa)
@@ -507,31 +501,32 @@ int cscp_tdx_guest_ccel_read(const cscp_tdx_guest_paths_t *p, uint8_t **ret, siz
         if (err && err_len)
                 err[0] = '\0';
         if (!ret || !ret_len)
-                return say(err, err_len, -EINVAL, "no result pointer");
+                return cscp_err_set(err, err_len, -EINVAL, "no result pointer");
         k = read_all(tpath, CSCP_TDX_CCEL_TABLE_MAX, &table, &table_len);
         if (k == -EFBIG)
-                return say(err, err_len, CSCP_E_TOO_BIG, "%s: more than %d bytes, not a CCEL table", tpath,
-                           CSCP_TDX_CCEL_TABLE_MAX);
+                return cscp_err_set(err, err_len, CSCP_E_TOO_BIG, "%s: more than %d bytes, not a CCEL table", tpath,
+                                    CSCP_TDX_CCEL_TABLE_MAX);
         if (k < 0)
-                return say(err, err_len, k, "read %s: %s", tpath, strerror(-k));
+                return cscp_err_set(err, err_len, k, "read %s: %s", tpath, strerror(-k));
         k = cscp_tdx_ccel_table_parse(table, table_len, &laml, &lasa, perr, sizeof(perr));
         free(table);
         if (k < 0)
-                return say(err, err_len, k, "%s: %s", tpath, perr);
+                return cscp_err_set(err, err_len, k, "%s: %s", tpath, perr);
         if (laml > CSCP_TDX_CCEL_MAX)
-                return say(err, err_len, CSCP_E_TOO_BIG,
-                           "%s: CCEL table laml at offset 40: %" PRIu64 " bytes, over the %u-byte limit", tpath, laml,
-                           CSCP_TDX_CCEL_MAX);
+                return cscp_err_set(err, err_len, CSCP_E_TOO_BIG,
+                                    "%s: CCEL table laml at offset 40: %" PRIu64 " bytes, over the %u-byte limit",
+                                    tpath, laml, CSCP_TDX_CCEL_MAX);
         k = read_all(dpath, (size_t)laml, &data, &data_len);
         if (k == -EFBIG)
-                return say(err, err_len, CSCP_E_PROTO, "%s: longer than the CCEL table laml (%" PRIu64 " bytes)", dpath,
-                           laml);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO,
+                                    "%s: longer than the CCEL table laml (%" PRIu64 " bytes)", dpath, laml);
         if (k < 0)
-                return say(err, err_len, k, "read %s: %s", dpath, strerror(-k));
+                return cscp_err_set(err, err_len, k, "read %s: %s", dpath, strerror(-k));
         if (data_len != laml) {
                 free(data);
-                return say(err, err_len, CSCP_E_PROTO,
-                           "%s: %zu bytes, but the CCEL table laml at offset 40 says %" PRIu64, dpath, data_len, laml);
+                return cscp_err_set(err, err_len, CSCP_E_PROTO,
+                                    "%s: %zu bytes, but the CCEL table laml at offset 40 says %" PRIu64, dpath,
+                                    data_len, laml);
         }
         *ret = data;
         *ret_len = data_len;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-util.h"
 #include "tdx-guest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -24,12 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char err[256];
         int k;
 
-        /* a private copy of exactly size bytes, so ASan sees any read past the end */
-        copy = malloc(size ? size : 1);
+        copy = fuzz_copy(data, size);
         if (!copy)
                 return 0;
-        if (size)
-                memcpy(copy, data, size);
         k = cscp_tdx_ccel_table_parse(copy, size, &laml, &lasa, err, sizeof(err));
         if (k < 0 && err[0] == '\0')
                 abort(); /* every refusal must say why */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-util.h"
 #include "tdx.h"
 #include "util.h"
 
@@ -98,12 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char err[384];
         int k;
 
-        /* a private copy of exactly size bytes, so ASan sees any read past the end */
-        copy = malloc(size ? size : 1);
+        copy = fuzz_copy(data, size);
         if (!copy)
                 return 0;
-        if (size)
-                memcpy(copy, data, size);
 
         k = cscp_tdx_tcb_info_parse(copy, size, &ti, err, sizeof(err));
         if (k < 0 && err[0] == '\0')

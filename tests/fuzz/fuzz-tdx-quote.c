@@ -23,49 +23,29 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz-util.h"
 #include "tdx.h"
 #include "verdict.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char root[4096];
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-        const char *r = getenv("CSCP_TDX_ROOT"), *fx = getenv("CSCP_FIXTURES");
-
-        (void)argc;
-        (void)argv;
-        if (r && access(r, R_OK) == 0)
-                snprintf(root, sizeof(root), "%s", r);
-        else if (fx) {
-                snprintf(root, sizeof(root), "%s/tdx/go-tdx-guest/trusted_root.pem", fx);
-                if (access(root, R_OK) != 0)
-                        root[0] = '\0';
-        }
-        return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+        const char *root = fuzz_tdx_root();
         cscp_tdx_quote_t q;
         uint8_t *copy;
         char err[256];
         int k;
 
-        /* a private copy of exactly size bytes, so ASan sees any read past the end */
-        copy = malloc(size ? size : 1);
+        copy = fuzz_copy(data, size);
         if (!copy)
                 return 0;
-        if (size)
-                memcpy(copy, data, size);
         k = cscp_tdx_quote_parse(copy, size, &q, err, sizeof(err));
         if (k < 0 && err[0] == '\0')
                 abort(); /* every refusal must say why */
         if (k == 0 && (q.signed_len + 4 + q.sig_data_len + q.trailing_len != size))
                 abort();
-        if (root[0]) {
+        if (root) {
                 cscp_tdx_verify_opts_t o = {.root_file = root, .at = 1688173200};
                 cscp_verdict_t v;
 

@@ -8,7 +8,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#include "client.h"
 
 /* Paths given by meson (CSCP_BUILD_DIR, CSCP_SOURCE_DIR). */
 const char *harness_build_dir(void);
@@ -93,6 +96,17 @@ void harness_attestd_stop(harness_attestd_t *a);
 /* A file's bytes (also /proc files, which report size 0), NUL-terminated, kept until exit; NULL if it cannot be
  * opened. */
 char *harness_slurp(const char *path, size_t *ret_len);
+/* <fixtures>/sub (e.g. "tdx/go-tdx-guest"), kept until exit; skips the test (77) with the reason when
+ * ../shared/fixtures or sub is absent. */
+const char *harness_fixture_dir(const char *sub);
+/* <fixtures>/sub/name (harness_fixture_dir), kept until exit. */
+char *harness_fixture_path(const char *sub, const char *name);
+/* A file's bytes (at most 1 MiB), kept until exit; asserts the file can be read. */
+typedef struct harness_blob {
+        uint8_t *p;
+        size_t len;
+} harness_blob_t;
+harness_blob_t harness_load(const char *path);
 /* SIGKILLs every swtpm whose command line names needle and none of spare (NULL-terminated, may be NULL): what a
  * failed test left behind. needle NULL: nothing. */
 void harness_kill_swtpms(const char *needle, const char *const spare[]);
@@ -100,6 +114,18 @@ void harness_kill_swtpms(const char *needle, const char *const spare[]);
 char **harness_argv(const char *const *part, ...);
 /* --server addr --ca --cert --key of the PKI in pki (harness_mkcerts), NULL-terminated, kept until exit. */
 const char *const *harness_tls_args(const char *addr, const char *pki);
+/* One Challenge (harness_challenge). */
+typedef struct harness_challenge {
+        const char *container;      /* NULL: a host challenge */
+        const char *host_pcrs;      /* host PCR selection ("sha256:0-7,10"); NULL: none */
+        const char *container_pcrs; /* container PCR selection; NULL: none */
+        Cscp__LogKind kinds[8];     /* log requests: kind and offset each */
+        uint64_t offsets[8];
+        size_t n_logs;
+} harness_challenge_t;
+/* Sends rq over c with a fresh 32-byte nonce (into nonce); returns the answer (Evidence or Error), the caller frees
+ * it with cscp__frame__free_unpacked. Asserts that the round trip works. */
+Cscp__Frame *harness_challenge(cscp_conn_t *c, const harness_challenge_t *rq, uint8_t nonce[32]);
 /* harness_run that must run; outputs kept until exit (NULL: not wanted); returns the exit code. */
 int harness_run_kept(char *const argv[], int timeout_ms, char **ret_out, char **ret_err);
 /* dbus-daemon (a session bus of our own, logs in dir) + tpm2-abrmd in front of host_tcti; sets

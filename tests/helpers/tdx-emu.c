@@ -75,6 +75,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "le.h"
 #include "util.h"
 
 #define MAX_INSTANCES 64
@@ -292,18 +293,6 @@ static void keys_init(const char *dir)
 
 /* --- the quote ------------------------------------------------------------------------------ */
 
-static void put16(uint8_t *p, uint16_t v)
-{
-        p[0] = (uint8_t)v;
-        p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* ECDSA-P256-SHA256 over msg as raw r || s (64 bytes). */
 static int sign_raw(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t out[64])
 {
@@ -369,9 +358,9 @@ static int build_quote(const instance_t *in, blob_t *ret)
         if (!q)
                 return -ENOMEM;
         /* header */
-        put16(q + 0, 4);
-        put16(q + 2, 2);
-        put32(q + 4, 0x81);
+        le16_put(q + 0, 4);
+        le16_put(q + 2, 2);
+        le32_put(q + 4, 0x81);
         memcpy(q + 12, intel_qe_vendor_id, 16);
         /* TD report body */
         body = q + HEADER;
@@ -384,13 +373,13 @@ static int build_quote(const instance_t *in, blob_t *ret)
         memcpy(body + 328, emu.rtmr, sizeof(emu.rtmr));
         memcpy(body + 520, in->inblob, in->inblob_len);
         /* signature data */
-        put32(q + HEADER + BODY, (uint32_t)sig_len);
+        le32_put(q + HEADER + BODY, (uint32_t)sig_len);
         sd = q + HEADER + BODY + 4;
         if (sign_raw(emu.ak, q, HEADER + BODY, sd) < 0 || pub_raw(emu.ak, ak_pub) < 0)
                 goto fail;
         memcpy(sd + 64, ak_pub, 64);
-        put16(sd + 128, 6);
-        put32(sd + 130, (uint32_t)cert_inner);
+        le16_put(sd + 128, 6);
+        le32_put(sd + 130, (uint32_t)cert_inner);
         c = sd + 134;
         /* QE report (SGX report body): ISVPRODID 2 (TD QE), REPORTDATA binds the attestation key */
         for (size_t i = 0; i < QE_AUTH_LEN; i++)
@@ -398,16 +387,16 @@ static int build_quote(const instance_t *in, blob_t *ret)
         if (digest("SHA256", (const uint8_t *)"tdx-emu QE", 10, NULL, 0, c + 64) < 0 ||
             digest("SHA256", (const uint8_t *)"tdx-emu QE signer", 17, NULL, 0, c + 128) < 0)
                 goto fail;
-        put16(c + 256, 2);
+        le16_put(c + 256, 2);
         if (digest("SHA256", ak_pub, 64, auth, QE_AUTH_LEN, c + 320) < 0 ||
             sign_raw(emu.pck_key, c, QE_REPORT, c + QE_REPORT) < 0)
                 goto fail;
         c += QE_REPORT + 64;
-        put16(c, QE_AUTH_LEN);
+        le16_put(c, QE_AUTH_LEN);
         memcpy(c + 2, auth, QE_AUTH_LEN);
         c += 2 + QE_AUTH_LEN;
-        put16(c, 5);
-        put32(c + 2, (uint32_t)emu.chain_len);
+        le16_put(c, 5);
+        le32_put(c + 2, (uint32_t)emu.chain_len);
         memcpy(c + 6, emu.chain, emu.chain_len);
         ret->p = q;
         ret->len = total;

@@ -14,11 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <json-c/json.h>
 
+#include "error.h"
+#include "frame.h"
 #include "harness.h"
 #include "pcr.h"
 #include "quote.h"
@@ -56,6 +59,80 @@ char *harness_slurp(const char *path, size_t *ret_len)
         if (ret_len)
                 *ret_len = len;
         return harness_keep(buf);
+}
+
+const char *harness_fixture_dir(const char *sub)
+{
+        const char *fx = harness_fixtures_dir();
+        struct stat st;
+        char *dir;
+
+        if (!fx)
+                cr_skip_test("../shared/fixtures not found (set CSCP_FIXTURES)");
+        dir = harness_path(fx, sub);
+        if (stat(dir, &st) < 0)
+                cr_skip_test("%s absent: no such fixtures", dir);
+        return dir;
+}
+
+char *harness_fixture_path(const char *sub, const char *name)
+{
+        return harness_path(harness_fixture_dir(sub), name);
+}
+
+harness_blob_t harness_load(const char *path)
+{
+        harness_blob_t b = {0};
+        int k = cscp_file_read(path, 1 << 20, &b.p, &b.len);
+
+        cr_assert_eq(k, 0, "%s: %s", path, cscp_strerror(k));
+        harness_keep(b.p);
+        return b;
+}
+
+Cscp__Frame *harness_challenge(cscp_conn_t *c, const harness_challenge_t *rq, uint8_t nonce[32])
+{
+        TPML_PCR_SELECTION hsel, csel;
+        Cscp__PcrSelection **hw = NULL, **cw = NULL;
+        size_t nhw = 0, ncw = 0;
+        Cscp__Frame req = CSCP__FRAME__INIT, *resp = NULL;
+        Cscp__Challenge ch = CSCP__CHALLENGE__INIT;
+        Cscp__LogRequest lr[8], *lrp[8];
+        char err[512];
+        int r;
+
+        cr_assert_leq(rq->n_logs, 8);
+        cr_assert_eq(cscp_nonce_draw(nonce, 32), 0);
+        if (rq->host_pcrs) {
+                cr_assert_eq(cscp_pcrsel_parse(rq->host_pcrs, &hsel), 0);
+                cr_assert_eq(cscp_pcrsel_to_wire(&hsel, &hw, &nhw), 0);
+        }
+        if (rq->container_pcrs) {
+                cr_assert_eq(cscp_pcrsel_parse(rq->container_pcrs, &csel), 0);
+                cr_assert_eq(cscp_pcrsel_to_wire(&csel, &cw, &ncw), 0);
+        }
+        for (size_t i = 0; i < rq->n_logs; i++) {
+                cscp__log_request__init(&lr[i]);
+                lr[i].kind = rq->kinds[i];
+                lr[i].offset = rq->offsets[i];
+                lrp[i] = &lr[i];
+        }
+        ch.version = CSCP_PROTOCOL_VERSION;
+        ch.nonce = (ProtobufCBinaryData){.data = nonce, .len = 32};
+        ch.container_id = (char *)(rq->container ? rq->container : "");
+        ch.host_pcrs = hw;
+        ch.n_host_pcrs = nhw;
+        ch.container_pcrs = cw;
+        ch.n_container_pcrs = ncw;
+        ch.logs = lrp;
+        ch.n_logs = rq->n_logs;
+        req.body_case = CSCP__FRAME__BODY_CHALLENGE;
+        req.challenge = &ch;
+        r = cscp_conn_roundtrip(c, &req, &resp, err, sizeof(err));
+        cscp_pcrsel_wire_free(hw, nhw);
+        cscp_pcrsel_wire_free(cw, ncw);
+        cr_assert_eq(r, 0, "roundtrip: %s (%s)", cscp_strerror(r), err);
+        return resp;
 }
 
 void harness_kill_swtpms(const char *needle, const char *const spare[])

@@ -53,55 +53,16 @@ static void setup(void)
 
 /* ---- the client ---------------------------------------------------------------- */
 
-typedef struct req_spec {
-        const char *container; /* NULL: host only */
-        const char *container_pcrs;
-        Cscp__LogKind kinds[8];
-        uint64_t offsets[8];
-        size_t n_logs;
-} req_spec_t;
+/* A Challenge for the host PCRs 0-7, 10, 11, 15 (set by challenge()). */
+typedef harness_challenge_t req_spec_t;
 
 /* Sends one Challenge; returns the answer (Evidence or Error; the caller frees) and the nonce used. */
 static Cscp__Frame *challenge(cscp_conn_t *c, const req_spec_t *spec, uint8_t nonce[32])
 {
-        TPML_PCR_SELECTION hsel, csel;
-        Cscp__PcrSelection **hw = NULL, **cw = NULL;
-        size_t nhw = 0, ncw = 0;
-        Cscp__Frame req = CSCP__FRAME__INIT, *resp = NULL;
-        Cscp__Challenge ch = CSCP__CHALLENGE__INIT;
-        Cscp__LogRequest lr[8], *lrp[8];
-        char err[512];
-        int r;
+        req_spec_t s = *spec;
 
-        cr_assert_eq(cscp_nonce_draw(nonce, 32), 0);
-        cr_assert_eq(cscp_pcrsel_parse("sha256:0-7,10,11,15", &hsel), 0);
-        cr_assert_eq(cscp_pcrsel_to_wire(&hsel, &hw, &nhw), 0);
-        if (spec->container_pcrs) {
-                cr_assert_eq(cscp_pcrsel_parse(spec->container_pcrs, &csel), 0);
-                cr_assert_eq(cscp_pcrsel_to_wire(&csel, &cw, &ncw), 0);
-        }
-        for (size_t i = 0; i < spec->n_logs; i++) {
-                cscp__log_request__init(&lr[i]);
-                lr[i].kind = spec->kinds[i];
-                lr[i].offset = spec->offsets[i];
-                lrp[i] = &lr[i];
-        }
-        ch.version = CSCP_PROTOCOL_VERSION;
-        ch.nonce = (ProtobufCBinaryData){.data = nonce, .len = 32};
-        ch.container_id = (char *)(spec->container ? spec->container : "");
-        ch.host_pcrs = hw;
-        ch.n_host_pcrs = nhw;
-        ch.container_pcrs = cw;
-        ch.n_container_pcrs = ncw;
-        ch.logs = lrp;
-        ch.n_logs = spec->n_logs;
-        req.body_case = CSCP__FRAME__BODY_CHALLENGE;
-        req.challenge = &ch;
-        r = cscp_conn_roundtrip(c, &req, &resp, err, sizeof(err));
-        cscp_pcrsel_wire_free(hw, nhw);
-        cscp_pcrsel_wire_free(cw, ncw);
-        cr_assert_eq(r, 0, "roundtrip: %s (%s)", cscp_strerror(r), err);
-        return resp;
+        s.host_pcrs = "sha256:0-7,10,11,15";
+        return harness_challenge(c, &s, nonce);
 }
 
 static Cscp__ErrorCode error_of(const Cscp__Frame *f)

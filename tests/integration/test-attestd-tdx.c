@@ -56,110 +56,31 @@
 #include "quote.h"
 #include "tdx-guest.h"
 #include "tdx.h"
+#include "tdxrig.h"
 #include "util.h"
 #include "vctl.h"
 #include "verdict.h"
 
-/* The COS TD of the fixture (expected.json, "ccel_cos-113-tdx-quote.dat + ccel_ccel_data.dat + ..."). */
-static const char mrtd_hex[] =
-        "dae67181d3d65e073ad8f95b7907d5e927bfe9761c9ff3e9b89734a45d8954dba41394c7717cb2735396c1d04231f94a";
-static const char rtmr_hex[3][97] = {
-        "3fa2f61f395b7f5feefb4ec2df61297f109ad8abcd6410c1b7df60f21f37b19297fc35e544039c7e1edece752afd17f6",
-        "f62dbc072bd5d3f3438b7b35c39a727f5aea2ffc2473f43723953f530daf62504f0a7944aa62c41a86e8a878c2b122c1",
-        "4969684dc87381fc3b3134176c8d8806eaf0a901859f5f70cfae8d17714b46c10a8de219048c9fc09f11f381a6fbe7c1"};
-
-static char *dir, *emu, *pki, *ccel_table, *ccel_data, *host_log;
-static pid_t epid;
-static harness_attestd_t ad;
-static harness_swtpm_t sw;
-static harness_proc_t vd;
-static char *state, *run, *ready, *sock_path, *vlog;
-
-static char *fx(const char *name)
-{
-        return harness_path(harness_path(harness_fixtures_dir(), "tdx/go-tdx-guest"), name);
-}
+static tdxrig_t rig;
 
 static void setup(void)
 {
-        const char *extra[] = {"--mrtd",    mrtd_hex,  "--rtmr0",   rtmr_hex[0], "--rtmr1",
-                               rtmr_hex[1], "--rtmr2", rtmr_hex[2], NULL};
-
-        if (!harness_fixtures_dir())
-                cr_skip_test("../shared/fixtures not found: no CCEL to explain the emulator's RTMRs");
-        dir = harness_tmpdir();
-        emu = harness_path(dir, "emu");
-        ccel_table = fx("ccel_ccel_table.dat");
-        ccel_data = fx("ccel_ccel_data.dat");
-        host_log = harness_path(dir, "no-host.log");
-        harness_tdx_emu_start(emu, extra, &epid); /* skips (77) when the emulator cannot run */
-        pki = harness_path(dir, "pki");
-        cr_assert_eq(harness_mkcerts(pki), 0);
-        state = harness_path(dir, "vstate");
-        run = harness_path(dir, "r");
-        ready = harness_path(dir, "vready");
-        sock_path = harness_path(run, "vtpmd.sock");
-        vlog = harness_path(dir, "vtpmd.log");
+        tdxrig_setup(&rig);
 }
 
 static void teardown(void)
 {
         int st = 0;
-        bool clean = true;
+        bool clean = tdxrig_teardown(&rig, &st);
 
-        harness_attestd_stop(&ad);
-        if (vd.pid > 0) {
-                st = harness_stop(&vd, SIGTERM, 20000);
-                clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-                if (!clean)
-                        harness_dump_log(&vd);
-                vd.pid = 0;
-        }
-        free(vd.log);
-        vd.log = NULL;
-        if (state)
-                harness_kill_swtpms(state, NULL);
-        harness_swtpm_stop(&sw);
-        if (epid > 0)
-                harness_tdx_emu_stop(emu, epid);
-        epid = 0;
         cr_assert(clean, "vtpmd did not stop cleanly on SIGTERM (wait status 0x%x)", (unsigned)st);
 }
 
 TestSuite(attestd_tdx, .init = setup, .fini = teardown, .timeout = 240);
 
-static const char *tsm_root(void)
-{
-        return harness_path(emu, "mnt/tsm");
-}
-
-static const char *mr_root(void)
-{
-        return harness_path(emu, "mnt/measurements");
-}
-
-static const char *const *tdx_args(void)
-{
-        const char *a[] = {"--rot",   "tdx",          "--tsm-root", tsm_root(),    "--tdx-mr-root",
-                           mr_root(), "--ccel-table", ccel_table,   "--ccel-data", ccel_data,
-                           NULL};
-        return (const char *const *)harness_argv(a, NULL);
-}
-
-static void start_attestd(const char *const *more)
-{
-        const char *logs[] = {"--host-log", host_log, NULL};
-        char **extra = harness_argv(tdx_args(), logs, more ? more : (const char *const[]){NULL}, NULL);
-        int r = harness_attestd_start(dir, NULL, NULL, extra, &ad);
-
-        if (r < 0)
-                harness_dump_log(&ad.proc);
-        cr_assert_eq(r, 0, "attestd --rot tdx did not start: %s", cscp_strerror(r));
-}
-
 static cscp_conn_t *connect_plain(void)
 {
-        cscp_client_opts_t o = {.server = ad.addr, .insecure_plaintext = true, .timeout_ms = 30000};
+        cscp_client_opts_t o = {.server = rig.ad.addr, .insecure_plaintext = true, .timeout_ms = 30000};
         cscp_conn_t *c = NULL;
         char err[512];
 
@@ -167,57 +88,17 @@ static cscp_conn_t *connect_plain(void)
         return c;
 }
 
-typedef struct req {
-        const char *container;
-        const char *host_pcrs; /* NULL: none (allowed on TDX) */
-        Cscp__LogKind kinds[8];
-        uint64_t offsets[8];
-        size_t n_logs;
-} req_t;
+/* host_pcrs NULL: none (allowed on TDX); a container challenge asks for the container's sha256:0-23. */
+typedef harness_challenge_t req_t;
 
 /* One Challenge with a fresh 32-byte nonce (into nonce); the caller frees the answer. */
 static Cscp__Frame *challenge_on(cscp_conn_t *c, const req_t *rq, uint8_t nonce[32])
 {
-        TPML_PCR_SELECTION hsel, csel;
-        Cscp__PcrSelection **hw = NULL, **cw = NULL;
-        size_t nhw = 0, ncw = 0;
-        Cscp__LogRequest lr[8], *lp[8];
-        Cscp__Frame req = CSCP__FRAME__INIT, *resp = NULL;
-        Cscp__Challenge ch = CSCP__CHALLENGE__INIT;
-        char err[512];
-        int r;
+        req_t s = *rq;
 
-        cr_assert_eq(RAND_bytes(nonce, 32), 1);
-        if (rq->host_pcrs) {
-                cr_assert_eq(cscp_pcrsel_parse(rq->host_pcrs, &hsel), 0);
-                cr_assert_eq(cscp_pcrsel_to_wire(&hsel, &hw, &nhw), 0);
-        }
-        if (rq->container) {
-                cr_assert_eq(cscp_pcrsel_parse("sha256:0-23", &csel), 0);
-                cr_assert_eq(cscp_pcrsel_to_wire(&csel, &cw, &ncw), 0);
-                ch.container_id = (char *)rq->container;
-        }
-        for (size_t i = 0; i < rq->n_logs; i++) {
-                cscp__log_request__init(&lr[i]);
-                lr[i].kind = rq->kinds[i];
-                lr[i].offset = rq->offsets[i];
-                lp[i] = &lr[i];
-        }
-        ch.version = CSCP_PROTOCOL_VERSION;
-        ch.nonce = (ProtobufCBinaryData){.data = nonce, .len = 32};
-        ch.host_pcrs = hw;
-        ch.n_host_pcrs = nhw;
-        ch.container_pcrs = cw;
-        ch.n_container_pcrs = ncw;
-        ch.logs = lp;
-        ch.n_logs = rq->n_logs;
-        req.body_case = CSCP__FRAME__BODY_CHALLENGE;
-        req.challenge = &ch;
-        r = cscp_conn_roundtrip(c, &req, &resp, err, sizeof(err));
-        cscp_pcrsel_wire_free(hw, nhw);
-        cscp_pcrsel_wire_free(cw, ncw);
-        cr_assert_eq(r, 0, "roundtrip: %s", err);
-        return resp;
+        if (s.container && !s.container_pcrs)
+                s.container_pcrs = "sha256:0-23";
+        return harness_challenge(c, &s, nonce);
 }
 
 static Cscp__Frame *challenge(const req_t *rq, uint8_t nonce[32])
@@ -245,7 +126,7 @@ static void assert_td_quote(const Cscp__Evidence *ev, const uint8_t nonce[32], c
 {
         cscp_merkle_hash_t path[CSCP_MERKLE_MAX_DEPTH];
         uint8_t leaf[64], root[64];
-        cscp_tdx_verify_opts_t o = {.root_file = harness_path(emu, "state/root.pem"), .report_data = root};
+        cscp_tdx_verify_opts_t o = {.root_file = rig.emu_root, .report_data = root};
         cscp_verdict_t v;
         char err[256];
         int r;
@@ -362,7 +243,7 @@ Test(attestd_tdx, host_challenge_gets_a_td_quote_and_the_ccel)
         Cscp__Frame *f;
         const Cscp__Evidence *ev;
 
-        start_attestd(NULL);
+        tdxrig_attestd_start(&rig, NULL, NULL);
         f = challenge(&rq, nonce);
         ev = evidence_of(f);
         assert_td_quote(ev, nonce, NULL, &q);
@@ -372,7 +253,7 @@ Test(attestd_tdx, host_challenge_gets_a_td_quote_and_the_ccel)
         cr_assert_eq(count_logs(ev, CSCP__LOG_KIND__LOG_HOST_CEL, NULL), 0, "no host log here: left out");
         {
                 size_t n = 0;
-                cr_assert_eq(cscp_hex_decode(mrtd_hex, want, 48, &n), 0);
+                cr_assert_eq(cscp_hex_decode(tdxrig_mrtd_hex, want, 48, &n), 0);
                 cr_assert_arr_eq(q.mrtd, want, 48, "the emulator's MRTD (the fixture's)");
         }
         cscp__frame__free_unpacked(f, NULL);
@@ -418,7 +299,7 @@ Test(attestd_tdx, host_challenge_gets_a_td_quote_and_the_ccel)
                 cscp__frame__free_unpacked(resp, NULL);
                 cscp_conn_free(c);
         }
-        cr_assert(harness_alive(&ad.proc));
+        cr_assert(harness_alive(&rig.ad.proc));
 }
 
 Test(attestd_tdx, enrollment_is_unsupported)
@@ -428,7 +309,7 @@ Test(attestd_tdx, enrollment_is_unsupported)
         cscp_conn_t *c;
         char err[256];
 
-        start_attestd(NULL);
+        tdxrig_attestd_start(&rig, NULL, NULL);
         c = connect_plain();
         er.version = CSCP_PROTOCOL_VERSION;
         req.body_case = CSCP__FRAME__BODY_ENROLL_REQUEST;
@@ -483,7 +364,7 @@ Test(attestd_tdx, batched_challenges_share_one_td_quote)
 {
         unsigned largest = 0;
 
-        start_attestd(NULL);
+        tdxrig_attestd_start(&rig, NULL, NULL);
         for (int round = 0; round < 10 && largest < 2; round++) {
                 conc_t t[N_CONC];
                 pthread_t th[N_CONC];
@@ -517,25 +398,9 @@ Test(attestd_tdx, batched_challenges_share_one_td_quote)
 
 /* ---- vtpmd --rot tdx ---------------------------------------------------------------------------------------- */
 
-static int start_vtpmd(const char *const *extra)
-{
-        char **argv = vctl_vtpmd_argv(
-                sw.tcti, state, run, pki, ready,
-                (const char *const *)harness_argv(tdx_args(), extra ? extra : (const char *const[]){NULL}, NULL));
-
-        return vctl_vtpmd_spawn(argv, vlog, ready, 30000, &vd);
-}
-
-static void start_swtpm(void)
-{
-        int r = harness_swtpm_start(harness_path(dir, "swtpm"), &sw);
-
-        cr_assert_eq(r, 0, "swtpm did not start: %s", strerror(-r));
-}
-
 static void rtmr2_now(uint8_t out[48])
 {
-        cscp_tdx_guest_paths_t p = {.mr_root = mr_root()};
+        cscp_tdx_guest_paths_t p = {.mr_root = rig.mr_root};
 
         cr_assert_eq(cscp_tdx_guest_rtmr_read(&p, 2, out), 0);
 }
@@ -545,7 +410,7 @@ static uint64_t replay_ccel_and_host_log(cscp_replay_t *rp, const char *log)
 {
         size_t len = 0, cl = 0;
         char *bytes = harness_slurp(log, &len);
-        char *ccel = harness_slurp(ccel_data, &cl);
+        char *ccel = harness_slurp(rig.ccel_data, &cl);
         ProtobufCBinaryData d = {.data = (uint8_t *)bytes, .len = len}, c = {.data = (uint8_t *)ccel, .len = cl};
 
         cr_assert_not_null(bytes, "%s", log);
@@ -563,19 +428,19 @@ Test(attestd_tdx, vtpmd_binds_in_rtmr2_and_attestd_proves_it)
         uint64_t n;
         int r;
 
-        start_swtpm();
+        tdxrig_swtpm_start(&rig);
         {
                 size_t k = 0;
-                cr_assert_eq(cscp_hex_decode(rtmr_hex[2], r2_boot, 48, &k), 0);
+                cr_assert_eq(cscp_hex_decode(tdxrig_rtmr_hex[2], r2_boot, 48, &k), 0);
         }
         rtmr2_now(r2);
         cr_assert_arr_eq(r2, r2_boot, 48, "RTMR2 starts at the fixture's value");
-        r = start_vtpmd(NULL);
+        r = tdxrig_vtpmd_start(&rig, NULL);
         cr_assert_eq(r, 0, "vtpmd --rot tdx did not start");
-        hl = harness_path(state, "host.log");
-        vtpmd__vtpm_response__free_unpacked(vctl_create_ok(sock_path, &vd, "c1", NULL), NULL);
+        hl = harness_path(rig.state, "host.log");
+        vtpmd__vtpm_response__free_unpacked(vctl_create_ok(rig.sock, &rig.vd, "c1", NULL), NULL);
         /* Create is acknowledged once the record is durable; a Status waits until its extends are done */
-        vtpmd__vtpm_response__free_unpacked(vctl_status(sock_path, &vd, "c1"), NULL);
+        vtpmd__vtpm_response__free_unpacked(vctl_status(rig.sock, &rig.vd, "c1"), NULL);
 
         /* every record carries index 3; RTMR2 = CCEL replay + the records, and it moved */
         n = replay_ccel_and_host_log(&rp, hl);
@@ -588,7 +453,7 @@ Test(attestd_tdx, vtpmd_binds_in_rtmr2_and_attestd_proves_it)
 
         /* attestd: a container challenge; its SHA-512 leaf is under REPORTDATA; CCEL + host CEL = quoted RTMR2 */
         {
-                const char *more[] = {"--vtpmd", sock_path, NULL};
+                const char *more[] = {"--vtpmd", rig.sock, NULL};
                 req_t rq = {.container = "c1",
                             .kinds = {CSCP__LOG_KIND__LOG_HOST_CEL, CSCP__LOG_KIND__LOG_CCEL,
                                       CSCP__LOG_KIND__LOG_CONTAINER_CEL},
@@ -599,8 +464,8 @@ Test(attestd_tdx, vtpmd_binds_in_rtmr2_and_attestd_proves_it)
                 Cscp__Frame *f;
                 const Cscp__Evidence *ev;
 
-                host_log = (char *)hl;
-                start_attestd(more);
+                rig.host_log = (char *)hl;
+                tdxrig_attestd_start(&rig, NULL, more);
                 f = challenge(&rq, nonce);
                 ev = evidence_of(f);
                 assert_td_quote(ev, nonce, "c1", &q);
@@ -612,35 +477,38 @@ Test(attestd_tdx, vtpmd_binds_in_rtmr2_and_attestd_proves_it)
                 replay_value(&rp2, 3, want);
                 cr_assert_arr_eq(q.rtmr[2], want, 48, "the quote's RTMR2 = CCEL + host CEL replayed");
                 cscp__frame__free_unpacked(f, NULL);
-                harness_attestd_stop(&ad);
+                harness_attestd_stop(&rig.ad);
         }
 
         /* a restart reconciles from the CCEL's value: it comes back */
-        cr_assert_eq(WEXITSTATUS(harness_stop(&vd, SIGTERM, 20000)), 0);
-        vd.pid = 0;
-        r = start_vtpmd(NULL);
+        cr_assert_eq(WEXITSTATUS(harness_stop(&rig.vd, SIGTERM, 20000)), 0);
+        rig.vd.pid = 0;
+        r = tdxrig_vtpmd_start(&rig, NULL);
         cr_assert_eq(r, 0, "vtpmd --rot tdx did not restart over its host log");
         rtmr2_now(r2);
         cr_assert_arr_eq(r2, want, 48, "a restart changed RTMR2");
-        cr_assert_eq(WEXITSTATUS(harness_stop(&vd, SIGTERM, 20000)), 0);
-        vd.pid = 0;
+        cr_assert_eq(WEXITSTATUS(harness_stop(&rig.vd, SIGTERM, 20000)), 0);
+        rig.vd.pid = 0;
 
         /* RTMR2 extended behind vtpmd's back: it refuses to start, naming RTMR2 */
         {
-                cscp_tdx_guest_paths_t p = {.mr_root = mr_root()};
+                cscp_tdx_guest_paths_t p = {.mr_root = rig.mr_root};
                 uint8_t d[48];
                 char *log;
                 int st = 0;
 
                 cr_assert_eq(RAND_bytes(d, sizeof(d)), 1);
                 cr_assert_eq(cscp_tdx_guest_rtmr_extend(&p, 2, d), 0);
-                free(vd.log);
-                vd.log = NULL;
-                cr_assert_eq(harness_spawn(vctl_vtpmd_argv(sw.tcti, state, run, pki, ready, tdx_args()), vlog, &vd), 0);
-                cr_assert_eq(harness_wait(&vd, 30000, &st), 0, "vtpmd runs over an RTMR2 its log does not explain");
-                vd.pid = 0;
+                free(rig.vd.log);
+                rig.vd.log = NULL;
+                cr_assert_eq(harness_spawn(vctl_vtpmd_argv(rig.sw.tcti, rig.state, rig.run, rig.pki, rig.ready,
+                                                           tdxrig_tdx_args(&rig)),
+                                           rig.vlog, &rig.vd),
+                             0);
+                cr_assert_eq(harness_wait(&rig.vd, 30000, &st), 0, "vtpmd runs over an RTMR2 its log does not explain");
+                rig.vd.pid = 0;
                 cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x", (unsigned)st);
-                log = harness_slurp(vlog, NULL);
+                log = harness_slurp(rig.vlog, NULL);
                 cr_assert_not_null(strstr(log, "RTMR2"), "%s", log);
                 cr_assert_not_null(strstr(log, "disagree"), "%s", log);
         }
@@ -650,20 +518,20 @@ Test(attestd_tdx, vtpmd_refuses_tdx_without_a_tpm_or_with_a_measurement_policy)
 {
         const char *base[] = {harness_path(harness_path(harness_build_dir(), "vtpmd"), "vtpmd"),
                               "--state-dir",
-                              state,
+                              rig.state,
                               "--run-dir",
-                              run,
+                              rig.run,
                               "--vtpm-ca",
-                              harness_path(pki, "vtpm-ca.pem"),
+                              harness_path(rig.pki, "vtpm-ca.pem"),
                               "--vtpm-ca-key",
-                              harness_path(pki, "vtpm-ca-key.pem"),
+                              harness_path(rig.pki, "vtpm-ca-key.pem"),
                               NULL};
-        const char *policy_file = harness_path(dir, "policy.yaml");
+        const char *policy_file = harness_path(rig.dir, "policy.yaml");
         char *out = NULL, *err = NULL;
         int code;
         FILE *pf;
 
-        code = harness_run_kept(harness_argv(base, tdx_args(), NULL), 30000, &out, &err);
+        code = harness_run_kept(harness_argv(base, tdxrig_tdx_args(&rig), NULL), 30000, &out, &err);
         cr_assert_eq(code, 1, "exit %d: %s", code, err);
         cr_assert_not_null(strstr(err, "master key is sealed to a TPM"), "%s", err);
 
@@ -671,7 +539,7 @@ Test(attestd_tdx, vtpmd_refuses_tdx_without_a_tpm_or_with_a_measurement_policy)
         cr_assert_not_null(pf);
         fputs("backend: tpm\n", pf);
         fclose(pf);
-        code = harness_run_kept(harness_argv(base, tdx_args(),
+        code = harness_run_kept(harness_argv(base, tdxrig_tdx_args(&rig),
                                              (const char *[]){"--tcti", "swtpm:path=/nonexistent",
                                                               "--measurement-policy", policy_file, NULL},
                                              NULL),
@@ -680,14 +548,14 @@ Test(attestd_tdx, vtpmd_refuses_tdx_without_a_tpm_or_with_a_measurement_policy)
         cr_assert_not_null(strstr(err, "not available with --rot tdx"), "%s", err);
 
         code = harness_run_kept(
-                harness_argv(base, tdx_args(),
+                harness_argv(base, tdxrig_tdx_args(&rig),
                              (const char *[]){"--tcti", "swtpm:path=/nonexistent", "--host-pcr", "16", NULL}, NULL),
                 30000, &out, &err);
         cr_assert_eq(code, 1, "exit %d: %s", code, err);
         cr_assert_not_null(strstr(err, "no RTMR"), "%s", err);
         /* the TDX path options need --rot tdx */
-        code = harness_run_kept(harness_argv(base, (const char *[]){"--ccel-data", ccel_data, NULL}, NULL), 30000, &out,
-                                &err);
+        code = harness_run_kept(harness_argv(base, (const char *[]){"--ccel-data", rig.ccel_data, NULL}, NULL), 30000,
+                                &out, &err);
         cr_assert_eq(code, 1, "exit %d: %s", code, err);
         cr_assert_not_null(strstr(err, "need --rot tdx"), "%s", err);
 }
@@ -702,7 +570,7 @@ Test(attestd_tdx, no_ima_list_and_no_tpm_boot_log_on_tdx)
         static const char ima[] = "10 0000000000000000000000000000000000000000 ima-ng "
                                   "sha256:0000000000000000000000000000000000000000000000000000000000000000 "
                                   "boot_aggregate\n";
-        const char *ima_file = harness_path(dir, "ima-ascii"), *boot_file = harness_path(dir, "tpm-boot-log");
+        const char *ima_file = harness_path(rig.dir, "ima-ascii"), *boot_file = harness_path(rig.dir, "tpm-boot-log");
         req_t rq = {.kinds = {CSCP__LOG_KIND__LOG_IMA, CSCP__LOG_KIND__LOG_BOOT, CSCP__LOG_KIND__LOG_HOST_CEL},
                     .n_logs = 3};
         uint8_t nonce[32];
@@ -715,7 +583,7 @@ Test(attestd_tdx, no_ima_list_and_no_tpm_boot_log_on_tdx)
         /* Files a TPM host's attestd would send: the IMA list as it is, the "boot log" as bytes. */
         cr_assert_eq(cscp_file_write_atomic(ima_file, (const uint8_t *)ima, sizeof(ima) - 1, 0600), 0);
         cr_assert_eq(cscp_file_write_atomic(boot_file, (const uint8_t *)"not a CCEL", 10, 0600), 0);
-        start_attestd((const char *[]){"--ima-log", ima_file, "--boot-log", boot_file, NULL});
+        tdxrig_attestd_start(&rig, NULL, (const char *[]){"--ima-log", ima_file, "--boot-log", boot_file, NULL});
         f = challenge(&rq, nonce);
         ev = evidence_of(f);
         assert_td_quote(ev, nonce, NULL, &q);
@@ -732,10 +600,10 @@ Test(attestd_tdx, no_ima_list_and_no_tpm_boot_log_on_tdx)
         cr_assert_eq(ev->n_logs, 0);
         cscp__frame__free_unpacked(f, NULL);
 
-        log = harness_slurp(ad.proc.log, NULL); /* kept: freed with the test */
+        log = harness_slurp(rig.ad.proc.log, NULL); /* kept: freed with the test */
         cr_assert_not_null(log);
         cr_assert_not_null(strstr(log, "--boot-log and --ima-log are not read"), "%s", log);
-        cr_assert(harness_alive(&ad.proc));
+        cr_assert(harness_alive(&rig.ad.proc));
 }
 
 Test(attestd_tdx, attestd_options_are_checked)
@@ -763,7 +631,7 @@ Test(attestd_tdx, attestd_options_are_checked)
         /* no TDX where the paths lead nowhere: a startup error naming why */
         code = harness_run_kept(
                 harness_argv((const char *[]){bin, "--rot", "tdx", "--insecure-plaintext", "--listen", "127.0.0.1:0",
-                                              "--tsm-root", harness_path(dir, "nothing"), NULL},
+                                              "--tsm-root", harness_path(rig.dir, "nothing"), NULL},
                              NULL),
                 30000, &out, &err);
         cr_assert_eq(code, 1);

@@ -35,101 +35,37 @@
 #include "error.h"
 #include "harness.h"
 #include "tdx-guest.h"
+#include "tdxrig.h"
 #include "util.h"
 #include "vctl.h"
 
-static const char mrtd_hex[] =
-        "dae67181d3d65e073ad8f95b7907d5e927bfe9761c9ff3e9b89734a45d8954dba41394c7717cb2735396c1d04231f94a";
-static const char rtmr_hex[3][97] = {
-        "3fa2f61f395b7f5feefb4ec2df61297f109ad8abcd6410c1b7df60f21f37b19297fc35e544039c7e1edece752afd17f6",
-        "f62dbc072bd5d3f3438b7b35c39a727f5aea2ffc2473f43723953f530daf62504f0a7944aa62c41a86e8a878c2b122c1",
-        "4969684dc87381fc3b3134176c8d8806eaf0a901859f5f70cfae8d17714b46c10a8de219048c9fc09f11f381a6fbe7c1"};
-
-static char *dir, *emu, *pki, *fxdir, *host_log, *state, *run, *ready, *sock_path, *vlog;
-static pid_t epid;
-static harness_attestd_t ad;
-static harness_swtpm_t sw;
-static harness_proc_t vd;
+static tdxrig_t rig;
 
 static void setup(void)
 {
-        const char *extra[] = {"--mrtd",    mrtd_hex,  "--rtmr0",   rtmr_hex[0], "--rtmr1",
-                               rtmr_hex[1], "--rtmr2", rtmr_hex[2], NULL};
-
-        if (!harness_fixtures_dir())
-                cr_skip_test("../shared/fixtures not found: no CCEL to explain the emulator's RTMRs");
-        fxdir = harness_path(harness_fixtures_dir(), "tdx/go-tdx-guest");
-        if (access(fxdir, R_OK) < 0)
-                cr_skip_test("%s absent: no TDX fixtures", fxdir);
-        dir = harness_tmpdir();
-        emu = harness_path(dir, "emu");
-        host_log = harness_path(dir, "no-host.log");
-        harness_tdx_emu_start(emu, extra, &epid); /* skips (77) when the emulator cannot run */
-        pki = harness_path(dir, "pki");
-        cr_assert_eq(harness_mkcerts(pki), 0);
-        state = harness_path(dir, "vstate");
-        run = harness_path(dir, "r");
-        ready = harness_path(dir, "vready");
-        sock_path = harness_path(run, "vtpmd.sock");
-        vlog = harness_path(dir, "vtpmd.log");
+        tdxrig_setup(&rig);
 }
 
 static void teardown(void)
 {
-        harness_attestd_stop(&ad);
-        if (vd.pid > 0) {
-                int st = harness_stop(&vd, SIGTERM, 20000);
-                if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                        harness_dump_log(&vd);
-                vd.pid = 0;
-        }
-        if (state)
-                harness_kill_swtpms(state, NULL);
-        harness_swtpm_stop(&sw);
-        if (epid > 0)
-                harness_tdx_emu_stop(emu, epid);
-        epid = 0;
+        tdxrig_teardown(&rig, NULL);
 }
 
 TestSuite(challenge_tdx, .init = setup, .fini = teardown, .timeout = 240);
 
-static const char *const *tdx_args(void)
-{
-        const char *a[] = {"--rot",
-                           "tdx",
-                           "--tsm-root",
-                           harness_path(emu, "mnt/tsm"),
-                           "--tdx-mr-root",
-                           harness_path(emu, "mnt/measurements"),
-                           "--ccel-table",
-                           harness_path(fxdir, "ccel_ccel_table.dat"),
-                           "--ccel-data",
-                           harness_path(fxdir, "ccel_ccel_data.dat"),
-                           NULL};
-        return (const char *const *)harness_argv(a, NULL);
-}
-
 static void start_attestd(const char *const *more)
 {
-        const char *none = harness_path(dir, "absent");
+        const char *none = harness_path(rig.dir, "absent");
         /* --boot-log / --ima-log are not read with --rot tdx (the CCEL; no IMA list is sent) */
-        const char *logs[] = {"--host-log", host_log, "--host-proc-log", none, "--systemd-log", none, NULL};
-        char **extra = harness_argv(tdx_args(), logs, more ? more : (const char *const[]){NULL}, NULL);
-        int r = harness_attestd_start(dir, NULL, pki, extra, &ad);
+        const char *logs[] = {"--host-proc-log", none, "--systemd-log", none, NULL};
 
-        if (r < 0)
-                harness_dump_log(&ad.proc);
-        cr_assert_eq(r, 0, "attestd --rot tdx did not start: %s", cscp_strerror(r));
+        tdxrig_attestd_start(&rig, rig.pki,
+                             (const char *const *)harness_argv(logs, more ? more : (const char *const[]){NULL}, NULL));
 }
 
 static const char *cscp_bin(void)
 {
         return harness_path(harness_build_dir(), "cscp");
-}
-
-static const char *emu_root(void)
-{
-        return harness_path(emu, "state/root.pem");
 }
 
 /* cscp CMD ARGS... (NULL-terminated part); returns the exit code, output kept. */
@@ -145,7 +81,7 @@ static int cscp(const char *const *part, const char *const *more, char **out, ch
 static int challenge(const char *const *more, char **out, char **err)
 {
         const char *a[] = {"challenge", "--no-db", "--json", NULL};
-        char **part = harness_argv(a, harness_tls_args(ad.addr, pki), NULL);
+        char **part = harness_argv(a, harness_tls_args(rig.ad.addr, rig.pki), NULL);
 
         return cscp((const char *const *)part, more, out, err);
 }
@@ -186,13 +122,13 @@ static char *fact_nonce(const char *json)
 
 Test(challenge_tdx, host_challenge_is_trusted_and_verifies_offline)
 {
-        const char *root_args[] = {"--tdx-root", emu_root(), NULL};
-        char *out = NULL, *err = NULL, *ev = harness_path(dir, "host.ev"), *nonce;
+        const char *root_args[] = {"--tdx-root", rig.emu_root, NULL};
+        char *out = NULL, *err = NULL, *ev = harness_path(rig.dir, "host.ev"), *nonce;
         int rc;
 
         start_attestd(NULL);
         {
-                const char *more[] = {"--tdx-root", emu_root(), "--save-evidence", ev, NULL};
+                const char *more[] = {"--tdx-root", rig.emu_root, "--save-evidence", ev, NULL};
                 rc = challenge(more, &out, &err);
         }
         cr_assert_eq(rc, 0, "cscp challenge: exit %d\n%s\n%s", rc, out, err);
@@ -232,7 +168,7 @@ Test(challenge_tdx, host_challenge_is_trusted_and_verifies_offline)
         /* the Intel root does not certify the emulator's TEST chain */
         {
                 const char *a[] = {"verify", "--evidence", ev, "--nonce", nonce, "--json", NULL};
-                const char *intel[] = {"--tdx-root", harness_path(fxdir, "trusted_root.pem"), NULL};
+                const char *intel[] = {"--tdx-root", harness_path(rig.fx, "trusted_root.pem"), NULL};
                 rc = cscp(a, intel, &out, &err);
                 cr_assert_eq(rc, 1, "exit %d\n%s\n%s", rc, out, err);
                 cr_assert(claim_is(out, "host-tdx-pck-chain", false), "%s", out);
@@ -245,8 +181,8 @@ Test(challenge_tdx, host_challenge_is_trusted_and_verifies_offline)
 
 Test(challenge_tdx, an_rtmr_no_log_explains_fails_the_replay)
 {
-        cscp_tdx_guest_paths_t p = {.mr_root = harness_path(emu, "mnt/measurements")};
-        const char *more[] = {"--tdx-root", emu_root(), NULL};
+        cscp_tdx_guest_paths_t p = {.mr_root = rig.mr_root};
+        const char *more[] = {"--tdx-root", rig.emu_root, NULL};
         char *out = NULL, *err = NULL;
         uint8_t d[48];
         int rc;
@@ -267,22 +203,18 @@ Test(challenge_tdx, container_challenge_is_trusted)
         char *out = NULL, *err = NULL;
         int rc;
 
-        rc = harness_swtpm_start(harness_path(dir, "swtpm"), &sw);
-        cr_assert_eq(rc, 0, "swtpm did not start: %s", strerror(-rc));
+        tdxrig_swtpm_start(&rig);
+        rc = tdxrig_vtpmd_start(&rig, NULL);
+        cr_assert_eq(rc, 0, "vtpmd --rot tdx did not start");
+        vtpmd__vtpm_response__free_unpacked(vctl_create_ok(rig.sock, &rig.vd, "c1", NULL), NULL);
+        rig.host_log = harness_path(rig.state, "host.log");
         {
-                char **argv = vctl_vtpmd_argv(sw.tcti, state, run, pki, ready, tdx_args());
-                rc = vctl_vtpmd_spawn(argv, vlog, ready, 30000, &vd);
-                cr_assert_eq(rc, 0, "vtpmd --rot tdx did not start");
-        }
-        vtpmd__vtpm_response__free_unpacked(vctl_create_ok(sock_path, &vd, "c1", NULL), NULL);
-        host_log = harness_path(state, "host.log");
-        {
-                const char *more[] = {"--vtpmd", sock_path, NULL};
+                const char *more[] = {"--vtpmd", rig.sock, NULL};
                 start_attestd(more);
         }
         {
-                const char *more[] = {"--container", "c1",       "--vtpm-ca", harness_path(pki, "vtpm-ca.pem"),
-                                      "--tdx-root",  emu_root(), NULL};
+                const char *more[] = {"--container", "c1",         "--vtpm-ca", harness_path(rig.pki, "vtpm-ca.pem"),
+                                      "--tdx-root",  rig.emu_root, NULL};
                 rc = challenge(more, &out, &err);
         }
         cr_assert_eq(rc, 0, "cscp challenge --container: exit %d\n%s\n%s", rc, out, err);

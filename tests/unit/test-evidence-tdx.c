@@ -45,39 +45,12 @@
 #define T_COS    1735689600 /* 2025-01-01T00:00:00Z, inside the COS PCK leaf's validity */
 #define COS_MRTD "dae67181d3d65e073ad8f95b7907d5e927bfe9761c9ff3e9b89734a45d8954dba41394c7717cb2735396c1d04231f94a"
 
-typedef struct blob {
-        uint8_t *p;
-        size_t len;
-} blob_t;
+typedef harness_blob_t blob_t;
 
-static const char *fx_dir(void)
-{
-        const char *fx = harness_fixtures_dir();
-        static char dir[4096];
-        struct stat st;
-
-        if (!fx)
-                cr_skip_test("../shared/fixtures not found (set CSCP_FIXTURES)");
-        snprintf(dir, sizeof(dir), "%s/" FX_SUB, fx);
-        if (stat(dir, &st) < 0)
-                cr_skip_test("%s absent: no TDX fixtures", dir);
-        return dir;
-}
-
-static char *fx_path(const char *name)
-{
-        return harness_path(fx_dir(), name);
-}
-
-static blob_t load(const char *name)
-{
-        blob_t b = {0};
-        int k = cscp_file_read(fx_path(name), 1 << 20, &b.p, &b.len);
-
-        cr_assert_eq(k, 0, "%s: %s", name, cscp_strerror(k));
-        harness_keep(b.p);
-        return b;
-}
+/* The fixtures of FX_SUB (tests/helpers/tools.c: the test skips when they are absent). */
+#define fx_dir()      harness_fixture_dir(FX_SUB)
+#define fx_path(name) harness_fixture_path(FX_SUB, name)
+#define load(name)    harness_load(fx_path(name))
 
 static blob_t dup_blob(blob_t b, size_t len)
 {

@@ -50,44 +50,12 @@
 #define T_V4 1688173200 /* 2023-07-01T01:00:00Z (go-tdx-guest verify_test.go) */
 #define T_V5 1770080400 /* 2026-02-03T01:00:00Z */
 
-typedef struct blob {
-        uint8_t *p;
-        size_t len;
-} blob_t;
+typedef harness_blob_t blob_t;
 
-static const char *fx_dir(void)
-{
-        const char *fx = harness_fixtures_dir();
-        static char dir[4096];
-        struct stat st;
-
-        if (!fx)
-                cr_skip_test("../shared/fixtures not found (set CSCP_FIXTURES)");
-        snprintf(dir, sizeof(dir), "%s/" FX_SUB, fx);
-        if (stat(dir, &st) < 0)
-                cr_skip_test("%s absent: no TDX fixtures", dir);
-        return dir;
-}
-
-static char *fx_path(const char *name)
-{
-        return harness_path(fx_dir(), name);
-}
-
-static blob_t load_path(const char *path)
-{
-        blob_t b = {0};
-        int k = cscp_file_read(path, 1 << 20, &b.p, &b.len);
-
-        cr_assert_eq(k, 0, "%s: %s", path, cscp_strerror(k));
-        harness_keep(b.p);
-        return b;
-}
-
-static blob_t load(const char *name)
-{
-        return load_path(fx_path(name));
-}
+/* The fixtures of FX_SUB (tests/helpers/tools.c: the test skips when they are absent). */
+#define fx_dir()      harness_fixture_dir(FX_SUB)
+#define fx_path(name) harness_fixture_path(FX_SUB, name)
+#define load(name)    harness_load(fx_path(name))
 
 static blob_t dup_str(const char *s)
 {

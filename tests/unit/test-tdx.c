@@ -30,6 +30,7 @@
 #include "error.h"
 #include "eventlog.h"
 #include "harness.h"
+#include "le.h"
 #include "tdx.h"
 #include "util.h"
 #include "verdict.h"
@@ -43,39 +44,12 @@
 #define T_COS  1735689600 /* 2025-01-01T00:00:00Z */
 #define T_2053 2635117200 /* 2053-07-01T01:00:00Z */
 
-typedef struct blob {
-        uint8_t *p;
-        size_t len;
-} blob_t;
+typedef harness_blob_t blob_t;
 
-static const char *fx_dir(void)
-{
-        const char *fx = harness_fixtures_dir();
-        static char dir[4096];
-        struct stat st;
-
-        if (!fx)
-                cr_skip_test("../shared/fixtures not found (set CSCP_FIXTURES)");
-        snprintf(dir, sizeof(dir), "%s/" FX_SUB, fx);
-        if (stat(dir, &st) < 0)
-                cr_skip_test("%s absent: no TDX fixtures", dir);
-        return dir;
-}
-
-static char *fx_path(const char *name)
-{
-        return harness_path(fx_dir(), name);
-}
-
-static blob_t load(const char *name)
-{
-        blob_t b = {0};
-        int k = cscp_file_read(fx_path(name), 1 << 20, &b.p, &b.len);
-
-        cr_assert_eq(k, 0, "%s: %s", name, cscp_strerror(k));
-        harness_keep(b.p);
-        return b;
-}
+/* The fixtures of FX_SUB (tests/helpers/tools.c: the test skips when they are absent). */
+#define fx_dir()      harness_fixture_dir(FX_SUB)
+#define fx_path(name) harness_fixture_path(FX_SUB, name)
+#define load(name)    harness_load(fx_path(name))
 
 static blob_t dup_blob(blob_t b)
 {
@@ -420,18 +394,6 @@ static void parse_fails(const uint8_t *p, size_t len, int code, const char *need
                 cr_assert_not_null(strstr(err, needle), "%s: '%s' does not name %s", what, err, needle);
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-        p[0] = (uint8_t)v;
-        p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-
 Test(tdx, truncated_every_length)
 {
         static const char *files[] = {"tdx_prod_quote_SPR_E4.dat", "quote_v5_sample.dat"};
@@ -469,55 +431,55 @@ Test(tdx, bad_headers_and_sizes)
         blob_t b;
 
         b = dup_blob(spr);
-        put16(b.p, 3);
+        le16_put(b.p, 3);
         parse_fails(b.p, b.len, CSCP_E_VERSION, "header.version", "version 3");
-        put16(b.p, 6);
+        le16_put(b.p, 6);
         parse_fails(b.p, b.len, CSCP_E_VERSION, "header.version", "version 6");
 
         b = dup_blob(spr);
-        put32(b.p + 4, 0); /* SGX */
+        le32_put(b.p + 4, 0); /* SGX */
         parse_fails(b.p, b.len, CSCP_E_UNSUPPORTED, "header.tee_type at offset 4", "TEE type SGX");
-        put32(b.p + 4, 0x82);
+        le32_put(b.p + 4, 0x82);
         parse_fails(b.p, b.len, CSCP_E_UNSUPPORTED, "header.tee_type", "TEE type 0x82");
 
         b = dup_blob(spr);
-        put16(b.p + 2, 3); /* ECDSA-384 */
+        le16_put(b.p + 2, 3); /* ECDSA-384 */
         parse_fails(b.p, b.len, CSCP_E_UNSUPPORTED, "header.attestation_key_type", "key type 3");
 
         b = dup_blob(spr);
-        put32(b.p + sig, 0xffffffffu);
+        le32_put(b.p + sig, 0xffffffffu);
         parse_fails(b.p, b.len, CSCP_E_PROTO, "signature_data.size at offset 632", "signature data size huge");
-        put32(b.p + sig, 300);
+        le32_put(b.p + sig, 300);
         parse_fails(b.p, b.len, CSCP_E_PROTO, "certification_data.size", "signature data size short");
 
         b = dup_blob(spr);
-        put16(b.p + cert, 5);
+        le16_put(b.p + cert, 5);
         parse_fails(b.p, b.len, CSCP_E_UNSUPPORTED, "certification_data.type", "outer certification type 5");
         b = dup_blob(spr);
-        put32(b.p + cert + 2, 4166);
+        le32_put(b.p + cert + 2, 4166);
         parse_fails(b.p, b.len, CSCP_E_PROTO, "certification_data.size", "outer certification size");
 
         b = dup_blob(spr);
-        put16(b.p + inner, 4);
+        le16_put(b.p + inner, 4);
         parse_fails(b.p, b.len, CSCP_E_UNSUPPORTED, "pck_cert_data.type", "inner certification type 4");
         b = dup_blob(spr);
-        put32(b.p + inner + 2, 40000);
+        le32_put(b.p + inner + 2, 40000);
         parse_fails(b.p, b.len, CSCP_E_TOO_BIG, "pck_cert_data.size", "inner certification size over the limit");
-        put32(b.p + inner + 2, 3676);
+        le32_put(b.p + inner + 2, 3676);
         parse_fails(b.p, b.len, CSCP_E_PROTO, "pck_cert_data.size", "inner certification size short");
 
         b = dup_blob(spr);
-        put16(b.p + inner - q.qe_auth_len - 2, 33);
+        le16_put(b.p + inner - q.qe_auth_len - 2, 33);
         parse_fails(b.p, b.len, CSCP_E_UNSUPPORTED, "pck_cert_data.type", "QE auth data size off by one");
-        put16(b.p + inner - q.qe_auth_len - 2, 0xffff);
+        le16_put(b.p + inner - q.qe_auth_len - 2, 0xffff);
         parse_fails(b.p, b.len, CSCP_E_TOO_BIG, "qe_auth_data.size", "QE auth data size over the limit");
 
         /* v5 body descriptor */
         b = dup_blob(v5);
-        put16(b.p + 48, 1); /* SGX enclave report */
+        le16_put(b.p + 48, 1); /* SGX enclave report */
         parse_fails(b.p, b.len, CSCP_E_UNSUPPORTED, "body_descriptor.type at offset 48", "v5 body type 1");
         b = dup_blob(v5);
-        put32(b.p + 50, 584);
+        le32_put(b.p + 50, 584);
         parse_fails(b.p, b.len, CSCP_E_PROTO, "body_descriptor.size at offset 50", "v5 body size 584 for type 3");
 
         /* oversize: a valid quote followed by zeros past the limit */
@@ -543,7 +505,7 @@ Test(tdx, verify_refuses_bad_input)
         blob_t b = dup_blob(spr);
 
         /* a quote that does not parse: one failed tdx-quote-format claim naming the field */
-        put16(b.p, 3);
+        le16_put(b.p, 3);
         cscp_verdict_init(&v);
         cr_assert_eq(cscp_tdx_quote_verify(b.p, b.len, &o, &v), 0);
         cr_assert_eq(cscp_verdict_result(&v), CSCP_VERDICT_UNTRUSTED);
@@ -639,9 +601,9 @@ static blob_t with_chain(blob_t spr, const char *pem_path)
         harness_keep(b.p);
         memcpy(b.p, spr.p, head);
         memcpy(b.p + head, pem, pem_len);
-        put32(b.p + head - 4, (uint32_t)pem_len); /* pck_cert_data.size */
-        put32(b.p + q.signed_len + 4 + 128 + 2, (uint32_t)(b.len - (q.signed_len + 4 + 128 + 6))); /* cert data */
-        put32(b.p + q.signed_len, (uint32_t)(b.len - q.signed_len - 4)); /* signature_data.size */
+        le32_put(b.p + head - 4, (uint32_t)pem_len); /* pck_cert_data.size */
+        le32_put(b.p + q.signed_len + 4 + 128 + 2, (uint32_t)(b.len - (q.signed_len + 4 + 128 + 6))); /* cert data */
+        le32_put(b.p + q.signed_len, (uint32_t)(b.len - q.signed_len - 4)); /* signature_data.size */
         free(pem);
         return b;
 }
