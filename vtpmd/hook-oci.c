@@ -544,11 +544,21 @@ int hook_config_parse(const char *buf, size_t len, const char *bundle, hook_conf
         const char *ver, *path = NULL;
         uint8_t md[32];
         unsigned mdlen = 0;
+        EVP_MD *sha256;
+        bool ok;
         int r;
 
         if (len > HOOK_CONFIG_MAX)
                 return fail(err, err_len, -E2BIG, "config.json is over %u bytes", HOOK_CONFIG_MAX);
-        if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != sizeof(md))
+        /*
+         * Fetched by name from the default provider, not EVP_sha256(): that legacy accessor makes OpenSSL 3 fill
+         * its name map with every legacy cipher and digest name first (~0.5 ms in each hook process, and more to
+         * free them at exit; docs/performance.md, issue 5). Same algorithm, same digest.
+         */
+        sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+        ok = sha256 && EVP_Digest(buf, len, md, &mdlen, sha256, NULL) == 1 && mdlen == sizeof(md);
+        EVP_MD_free(sha256);
+        if (!ok)
                 return fail(err, err_len, -EIO, "SHA-256 of config.json failed");
         memcpy(c.digest, "sha256:", 7);
         for (size_t i = 0; i < sizeof(md); i++)
