@@ -44,15 +44,7 @@ enum {
         OPT_DB,
         OPT_NO_DB,
         OPT_HOST,
-        OPT_TDX_ROOT,
-        OPT_TDX_COLLATERAL,
-        OPT_TDX_CRL,
-        OPT_TDX_ALLOW_TCB,
-        OPT_AT,
 };
-
-#define MAX_TDX_CRLS 8
-#define MAX_TDX_TCB  8
 
 static void challenge_usage(FILE *f)
 {
@@ -102,7 +94,7 @@ static void challenge_usage(FILE *f)
                 "\n"
                 "Exit status: 0 trusted, 1 untrusted (every failed claim is named), 2 error.\n"
                 "A host whose AK is neither enrolled nor pinned is untrusted (claim host-ak-enrolled).\n",
-                MAX_TDX_CRLS, MAX_TDX_TCB, CSCP_NONCE_MIN, CSCP_NONCE_MAX, CSCP_NONCE_DEFAULT);
+                TDX_MAX_CRLS, TDX_MAX_ALLOWED, CSCP_NONCE_MIN, CSCP_NONCE_MAX, CSCP_NONCE_DEFAULT);
 }
 
 static void verify_usage(FILE *f)
@@ -137,7 +129,7 @@ static void verify_usage(FILE *f)
                 "  -h, --help               this text\n"
                 "\n"
                 "Exit status: 0 trusted, 1 untrusted, 2 error.\n",
-                CSCP_NONCE_MIN, CSCP_NONCE_MAX, MAX_TDX_CRLS, MAX_TDX_TCB);
+                CSCP_NONCE_MIN, CSCP_NONCE_MAX, TDX_MAX_CRLS, TDX_MAX_ALLOWED);
 }
 
 static int finish(cscp_verdict_t *v, bool json)
@@ -299,11 +291,7 @@ static void record_verdict(vctx_t *c, const char *host, const char *container, c
 typedef struct vopts {
         const char *pcrs, *container, *cpcrs, *vtpm_ca, *policy, *db;
         bool json, allow_sha1;
-        /* TDX host */
-        const char *tdx_root, *tdx_collateral, *tdx_crls[MAX_TDX_CRLS], *tdx_tcb[MAX_TDX_TCB];
-        size_t n_tdx_crls, n_tdx_tcb;
-        time_t at;
-        bool have_at;
+        tdx_cli_t tdx; /* TDX host */
 } vopts_t;
 
 #define VERIFY_LONG_OPTIONS                                                                                           \
@@ -312,11 +300,7 @@ typedef struct vopts {
                 {"container", required_argument, NULL, OPT_CONTAINER},                                                \
                 {"container-pcrs", required_argument, NULL, OPT_CONTAINER_PCRS},                                      \
                 {"vtpm-ca", required_argument, NULL, OPT_VTPM_CA}, {"policy", required_argument, NULL, OPT_POLICY},   \
-                {"tdx-root", required_argument, NULL, OPT_TDX_ROOT},                                                  \
-                {"tdx-collateral", required_argument, NULL, OPT_TDX_COLLATERAL},                                      \
-                {"tdx-crl", required_argument, NULL, OPT_TDX_CRL},                                                    \
-                {"tdx-allow-tcb", required_argument, NULL, OPT_TDX_ALLOW_TCB},                                        \
-                {"at", required_argument, NULL, OPT_AT},                                                              \
+                TDX_LONG_OPTIONS,                                                                                     \
         {                                                                                                             \
                 "db", required_argument, NULL, OPT_DB                                                                 \
         }
@@ -324,6 +308,10 @@ typedef struct vopts {
 /* 1: c was a verification option (stored), 0: not one, -1: a bad value (said on stderr). */
 static int verify_opt(int c, const char *arg, vopts_t *o, vctx_t *vc, const char *cmd)
 {
+        int r = tdx_cli_opt(c, arg, &o->tdx, cmd);
+
+        if (r != 0)
+                return r;
         switch (c) {
         case OPT_PCRS:
                 o->pcrs = arg;
@@ -356,41 +344,6 @@ static int verify_opt(int c, const char *arg, vopts_t *o, vctx_t *vc, const char
         case OPT_DB:
                 o->db = arg;
                 return 1;
-        case OPT_TDX_ROOT:
-                o->tdx_root = arg;
-                return 1;
-        case OPT_TDX_COLLATERAL:
-                o->tdx_collateral = arg;
-                return 1;
-        case OPT_TDX_CRL:
-                if (o->n_tdx_crls >= MAX_TDX_CRLS) {
-                        fail_usage(cmd, "at most %d --tdx-crl", MAX_TDX_CRLS);
-                        return -1;
-                }
-                o->tdx_crls[o->n_tdx_crls++] = arg;
-                return 1;
-        case OPT_TDX_ALLOW_TCB: {
-                cscp_tdx_tcb_status_t st;
-
-                if (cscp_tdx_tcb_status_from_name(arg, &st) < 0) {
-                        fail_usage(cmd, "--tdx-allow-tcb: '%s' is not an Intel TCB status (e.g. SWHardeningNeeded)",
-                                   arg);
-                        return -1;
-                }
-                if (o->n_tdx_tcb >= MAX_TDX_TCB) {
-                        fail_usage(cmd, "at most %d --tdx-allow-tcb", MAX_TDX_TCB);
-                        return -1;
-                }
-                o->tdx_tcb[o->n_tdx_tcb++] = arg;
-                return 1;
-        }
-        case OPT_AT:
-                if (cli_parse_time(arg, &o->at) < 0) {
-                        fail_usage(cmd, "--at '%s': not YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or @EPOCH", arg);
-                        return -1;
-                }
-                o->have_at = true;
-                return 1;
         default:
                 return 0;
         }
@@ -399,9 +352,9 @@ static int verify_opt(int c, const char *arg, vopts_t *o, vctx_t *vc, const char
 /* The TDX options go with --tdx-root; -1 (said on stderr) when one is given without it. */
 static int tdx_opts_check(const vopts_t *o, const char *cmd)
 {
-        if (o->tdx_root)
+        if (o->tdx.root)
                 return 0;
-        if (o->tdx_collateral || o->n_tdx_crls || o->n_tdx_tcb || o->have_at) {
+        if (o->tdx.collateral || o->tdx.n_crls || o->tdx.n_allowed || o->tdx.have_at) {
                 fail_usage(cmd, "%s",
                            "--tdx-collateral, --tdx-crl, --tdx-allow-tcb and --at verify a TDX host: "
                            "they need --tdx-root");
@@ -413,13 +366,13 @@ static int tdx_opts_check(const vopts_t *o, const char *cmd)
 /* The TDX part of the expectation. */
 static void tdx_expect(cscp_expect_t *want, const vopts_t *o)
 {
-        want->tdx_root = o->tdx_root;
-        want->tdx_at = o->have_at ? o->at : 0;
-        want->tdx_crls = o->tdx_crls;
-        want->n_tdx_crls = o->n_tdx_crls;
-        want->tdx_collateral_dir = o->tdx_collateral;
-        want->tdx_tcb_allowed = o->tdx_tcb;
-        want->n_tdx_tcb_allowed = o->n_tdx_tcb;
+        want->tdx_root = o->tdx.root;
+        want->tdx_at = o->tdx.have_at ? o->tdx.at : 0;
+        want->tdx_crls = o->tdx.crls;
+        want->n_tdx_crls = o->tdx.n_crls;
+        want->tdx_collateral_dir = o->tdx.collateral;
+        want->tdx_tcb_allowed = o->tdx.allowed;
+        want->n_tdx_tcb_allowed = o->tdx.n_allowed;
 }
 
 int cmd_challenge(int argc, char **argv)
@@ -575,7 +528,7 @@ int cmd_challenge(int argc, char **argv)
                         if (kinds[i] == CSCP__LOG_KIND__LOG_CONTAINER_CEL && !container)
                                 continue;
                         /* The CCEL explains a TD quote's RTMRs: asked for when a TDX host is accepted. */
-                        if (kinds[i] == CSCP__LOG_KIND__LOG_CCEL && !vo.tdx_root)
+                        if (kinds[i] == CSCP__LOG_KIND__LOG_CCEL && !vo.tdx.root)
                                 continue;
                         /* The IMA list can be large: only when PCR 10 is quoted (it explains nothing else). */
                         if (kinds[i] == CSCP__LOG_KIND__LOG_IMA && !pcrsel_has(&sel, 10))

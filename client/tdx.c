@@ -22,27 +22,15 @@
 #include "commands.h"
 #include "log.h"
 
-#define TDX_MAX_CRLS    8
-#define TDX_MAX_ALLOWED 16
-
 enum {
         OPT_JSON = 0x100,
-        OPT_ROOT,
-        OPT_AT,
-        OPT_CRL,
         OPT_REPORT_DATA,
-        OPT_COLLATERAL,
-        OPT_ALLOW_TCB,
 };
 
 static const struct option long_opts[] = {
         {"json", no_argument, NULL, OPT_JSON},
-        {"tdx-root", required_argument, NULL, OPT_ROOT},
-        {"at", required_argument, NULL, OPT_AT},
-        {"tdx-crl", required_argument, NULL, OPT_CRL},
         {"report-data", required_argument, NULL, OPT_REPORT_DATA},
-        {"tdx-collateral", required_argument, NULL, OPT_COLLATERAL},
-        {"tdx-allow-tcb", required_argument, NULL, OPT_ALLOW_TCB},
+        TDX_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -200,17 +188,60 @@ static int inspect(const cscp_tdx_quote_t *q, bool json)
         return 0;
 }
 
+int tdx_cli_opt(int c, const char *arg, tdx_cli_t *o, const char *cmd)
+{
+        cscp_tdx_tcb_status_t st;
+
+        switch (c) {
+        case TDX_OPT_ROOT:
+                o->root = arg;
+                return 1;
+        case TDX_OPT_COLLATERAL:
+                o->collateral = arg;
+                return 1;
+        case TDX_OPT_AT:
+                if (cli_parse_time(arg, &o->at) < 0) {
+                        fprintf(stderr, "cscp %s: --at '%s': not YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or @EPOCH\n", cmd,
+                                arg);
+                        return -1;
+                }
+                o->have_at = true;
+                return 1;
+        case TDX_OPT_CRL:
+                if (o->n_crls >= TDX_MAX_CRLS) {
+                        fprintf(stderr, "cscp %s: at most %d --tdx-crl\n", cmd, TDX_MAX_CRLS);
+                        return -1;
+                }
+                o->crls[o->n_crls++] = arg;
+                return 1;
+        case TDX_OPT_ALLOW_TCB:
+                if (cscp_tdx_tcb_status_from_name(arg, &st) < 0) {
+                        fprintf(stderr,
+                                "cscp %s: --tdx-allow-tcb '%s': not a TCB status (an Intel name, e.g. "
+                                "SWHardeningNeeded; see --help)\n",
+                                cmd, arg);
+                        return -1;
+                }
+                if (o->n_allowed >= TDX_MAX_ALLOWED) {
+                        fprintf(stderr, "cscp %s: at most %d --tdx-allow-tcb\n", cmd, TDX_MAX_ALLOWED);
+                        return -1;
+                }
+                o->allowed[o->n_allowed++] = arg;
+                return 1;
+        default:
+                return 0;
+        }
+}
+
 int cmd_tdx(int argc, char **argv)
 {
-        const char *root = NULL, *crls[TDX_MAX_CRLS], *collateral = NULL, *allowed[TDX_MAX_ALLOWED];
-        size_t n_allowed = 0;
+        tdx_cli_t t = {0};
         uint8_t report_data[64];
         bool json = false, have_rd = false;
-        size_t n_crls = 0, rd_len = 0;
+        size_t rd_len = 0;
         uint8_t *quote = NULL;
         size_t quote_len = 0;
         const char *sub;
-        time_t at = 0;
         int c, k, ret = 2;
 
         if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -227,26 +258,14 @@ int cmd_tdx(int argc, char **argv)
         argv++;
         optind = 1;
         while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+                k = tdx_cli_opt(c, optarg, &t, "tdx");
+                if (k < 0)
+                        return 2;
+                if (k > 0)
+                        continue;
                 switch (c) {
                 case OPT_JSON:
                         json = true;
-                        break;
-                case OPT_ROOT:
-                        root = optarg;
-                        break;
-                case OPT_AT:
-                        if (cli_parse_time(optarg, &at) < 0) {
-                                fprintf(stderr, "cscp tdx: --at '%s': not YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or @EPOCH\n",
-                                        optarg);
-                                return 2;
-                        }
-                        break;
-                case OPT_CRL:
-                        if (n_crls >= TDX_MAX_CRLS) {
-                                fprintf(stderr, "cscp tdx: at most %d --tdx-crl\n", TDX_MAX_CRLS);
-                                return 2;
-                        }
-                        crls[n_crls++] = optarg;
                         break;
                 case OPT_REPORT_DATA:
                         if (cscp_hex_decode(optarg, report_data, sizeof(report_data), &rd_len) < 0 || rd_len != 64) {
@@ -255,24 +274,6 @@ int cmd_tdx(int argc, char **argv)
                         }
                         have_rd = true;
                         break;
-                case OPT_COLLATERAL:
-                        collateral = optarg;
-                        break;
-                case OPT_ALLOW_TCB: {
-                        cscp_tdx_tcb_status_t st;
-
-                        if (cscp_tdx_tcb_status_from_name(optarg, &st) < 0) {
-                                fprintf(stderr, "cscp tdx: --tdx-allow-tcb '%s': not a TCB status (see --help)\n",
-                                        optarg);
-                                return 2;
-                        }
-                        if (n_allowed >= TDX_MAX_ALLOWED) {
-                                fprintf(stderr, "cscp tdx: at most %d --tdx-allow-tcb\n", TDX_MAX_ALLOWED);
-                                return 2;
-                        }
-                        allowed[n_allowed++] = optarg;
-                        break;
-                }
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -303,22 +304,22 @@ int cmd_tdx(int argc, char **argv)
                 ret = inspect(&q, json);
         } else {
                 cscp_tdx_verify_opts_t o = {
-                        .root_file = root,
-                        .at = at,
-                        .crl_files = n_crls ? crls : NULL,
-                        .n_crl_files = n_crls,
+                        .root_file = t.root,
+                        .at = t.at,
+                        .crl_files = t.n_crls ? t.crls : NULL,
+                        .n_crl_files = t.n_crls,
                         .report_data = have_rd ? report_data : NULL,
-                        .collateral_dir = collateral,
-                        .tcb_allowed = n_allowed ? allowed : NULL,
-                        .n_tcb_allowed = n_allowed,
+                        .collateral_dir = t.collateral,
+                        .tcb_allowed = t.n_allowed ? t.allowed : NULL,
+                        .n_tcb_allowed = t.n_allowed,
                 };
                 cscp_verdict_t v;
 
-                if (!root) {
+                if (!t.root) {
                         fprintf(stderr, "cscp tdx verify: --tdx-root FILE is required (the Intel SGX Root CA)\n");
                         goto out;
                 }
-                if (n_allowed && !collateral) {
+                if (t.n_allowed && !t.collateral) {
                         fprintf(stderr, "cscp tdx verify: --tdx-allow-tcb needs --tdx-collateral DIR\n");
                         goto out;
                 }

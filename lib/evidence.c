@@ -80,12 +80,15 @@ static void verify_quote(const Cscp__Quote *wq, const char *prefix, const cscp_q
 
 enum { HOST_LOG_BOOT, HOST_LOG_SYSTEMD, HOST_LOG_IMA, HOST_LOG_PROC, HOST_LOG_BIND, HOST_LOG_N };
 
-/* Host logs in the order their events reach the TPM where they share PCRs (systemd before vtpmd). */
-static const struct {
+/* A host log the verifier replays: its wire kind, its name in claims, its format. */
+typedef struct logspec {
         Cscp__LogKind kind;
         const char *name;
         cscp_eventlog_format_t fmt;
-} host_logs[HOST_LOG_N] = {
+} logspec_t;
+
+/* Host logs in the order their events reach the TPM where they share PCRs (systemd before vtpmd). */
+static const logspec_t host_logs[HOST_LOG_N] = {
         [HOST_LOG_BOOT] = {CSCP__LOG_KIND__LOG_BOOT, "boot", CSCP_EVENTLOG_TCG},
         [HOST_LOG_SYSTEMD] = {CSCP__LOG_KIND__LOG_SYSTEMD_CEL, "systemd", CSCP_EVENTLOG_CEL_JSON},
         [HOST_LOG_IMA] = {CSCP__LOG_KIND__LOG_IMA, "ima", CSCP_EVENTLOG_AUTO},
@@ -633,11 +636,7 @@ static void policy_claim(cscp_verdict_t *v, cscp_appraisal_t *a, const logmap_t 
 enum { TDX_LOG_CCEL, TDX_LOG_SYSTEMD, TDX_LOG_PROC, TDX_LOG_BIND, TDX_LOG_N };
 
 /* In the order their events reach the RTMRs: firmware, systemd, then vtpmd's logs (as on a TPM host). */
-static const struct {
-        Cscp__LogKind kind;
-        const char *name;
-        cscp_eventlog_format_t fmt;
-} tdx_logs[TDX_LOG_N] = {
+static const logspec_t tdx_logs[TDX_LOG_N] = {
         [TDX_LOG_CCEL] = {CSCP__LOG_KIND__LOG_CCEL, "ccel", CSCP_EVENTLOG_TCG},
         [TDX_LOG_SYSTEMD] = {CSCP__LOG_KIND__LOG_SYSTEMD_CEL, "systemd", CSCP_EVENTLOG_CEL_JSON},
         [TDX_LOG_PROC] = {CSCP__LOG_KIND__LOG_HOST_PROC_CEL, "host-proc", CSCP_EVENTLOG_CEL_TLV},
