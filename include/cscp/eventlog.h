@@ -178,8 +178,9 @@ int cscp_replay_load(const uint8_t *buf, size_t len, cscp_replay_t *ret);
  * (possibly with *ret_count 0 when event `from` alone is larger), 0 when the
  * slice reaches the last whole event. from == the number of whole events gives
  * an empty slice at the end; from past it is -ERANGE. A CEL-JSON array is one
- * document: only from 0, and then the whole buffer (CSCP_E_UNSUPPORTED
- * otherwise). The TCG format needs its header event to parse the rest: a slice
+ * document: only from 0, and then the whole buffer, or nothing (returns 1,
+ * *ret_count 0) when max_bytes cannot hold all of it (CSCP_E_UNSUPPORTED
+ * from > 0). The TCG format needs its header event to parse the rest: a slice
  * from > 0 is not a log of its own.
  */
 int cscp_eventlog_slice(const uint8_t *buf, size_t len, cscp_eventlog_format_t fmt, uint64_t from, size_t max_bytes,

@@ -116,9 +116,16 @@ int cscp_eventlog_slice(const uint8_t *buf, size_t len, cscp_eventlog_format_t f
         /* Nothing from `from` on: an empty slice where the next event will start. */
         if (!started)
                 start = end = last_end;
-        if (whole_only && !cut) {
-                start = 0;
-                end = len;
+        /* The array goes whole, or not at all when the budget cannot hold all of it (never a part of it). */
+        if (whole_only) {
+                if (cut || len > max_bytes) {
+                        start = end = 0;
+                        count = 0;
+                        cut = true;
+                } else {
+                        start = 0;
+                        end = len;
+                }
         }
         *ret_start = (size_t)start;
         *ret_len = (size_t)(end - start);

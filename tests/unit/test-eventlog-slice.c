@@ -277,5 +277,22 @@ Test(slice, json_array_only_whole)
         cr_assert(start == 0 && n == strlen(arr) && count == 1);
         cr_assert_eq(cscp_eventlog_slice((const uint8_t *)arr, strlen(arr), CSCP_EVENTLOG_CEL_JSON, 1, 0, &start, &n,
                                          &count),
-                     CSCP_E_UNSUPPORTED);
+                     CSCP_E_UNSUPPORTED); /* A budget that cannot hold the whole array: nothing, never a part of it (the
+                                             event alone fits). */
+        cr_assert_eq(cscp_eventlog_slice((const uint8_t *)arr, strlen(arr), CSCP_EVENTLOG_CEL_JSON, 0, strlen(arr) - 1,
+                                         &start, &n, &count),
+                     1);
+        cr_assert(n == 0 && count == 0, "a part of a JSON array: %zu bytes, %llu events", n, (unsigned long long)count);
+        /* The fuzzer's case: an array of no events with more blank bytes than the budget. */
+        {
+                static const char blank[] = "    [         ]   ";
+                cr_assert_eq(cscp_eventlog_slice((const uint8_t *)blank, strlen(blank), CSCP_EVENTLOG_CEL_JSON, 0, 16,
+                                                 &start, &n, &count),
+                             1);
+                cr_assert(n == 0 && count == 0);
+                cr_assert_eq(cscp_eventlog_slice((const uint8_t *)blank, strlen(blank), CSCP_EVENTLOG_CEL_JSON, 0, 0,
+                                                 &start, &n, &count),
+                             0);
+                cr_assert(start == 0 && n == strlen(blank) && count == 0);
+        }
 }
